@@ -1,0 +1,1 @@
+"""Framework adapters: each turns one framework's callbacks into neutral run events."""

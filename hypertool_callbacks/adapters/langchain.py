@@ -1,0 +1,318 @@
+"""LangChain/LangGraph adapter: callbacks in, neutral run events out.
+
+``HypertoolCallbackHandler()`` is constructed by LangChain itself on every ``configure()`` when
+activated by env var, so construction is trivial and all state lives in the shared tracker.
+Every callback is guarded: nothing but :class:`TokenBudgetExceeded` (when configured) or, in
+strict mode, our own errors, ever reaches the application.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+from hypertool_callbacks.errors import TokenBudgetExceeded
+from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
+
+if TYPE_CHECKING:
+    from hypertool_callbacks.context.tracker import Tracker
+
+F = TypeVar("F", bound=Callable[..., None])
+
+HANDOFF_PREFIXES = ("transfer_back_to_", "transfer_to_")
+# LangGraph control flow travels as exceptions; these are not failures.
+CONTROL_FLOW_ERRORS = frozenset({"ParentCommand", "GraphInterrupt", "NodeInterrupt",
+                                 "GraphBubbleUp"})
+_MODEL_PARAMS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k",
+                 "frequency_penalty", "presence_penalty", "seed", "stop")
+_MAX_PROMPT_CHARS = 20_000
+
+
+def _guarded(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(self: HypertoolCallbackHandler, *args: Any, **kwargs: Any) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except TokenBudgetExceeded:
+            raise
+        except Exception as exc:
+            tracker = self.tracker
+            if tracker.config.strict:
+                raise
+            tracker.internal_error(f"langchain.{method.__name__}", exc)
+
+    return cast(F, wrapper)
+
+
+def _name(serialized: Any, kwargs: Mapping[str, Any], default: str) -> str:
+    name = kwargs.get("name")
+    if isinstance(name, str) and name:
+        return name
+    if isinstance(serialized, Mapping):
+        if isinstance(serialized.get("name"), str):
+            return str(serialized["name"])
+        ids = serialized.get("id")
+        if isinstance(ids, list) and ids and isinstance(ids[-1], str):
+            return ids[-1]
+    return default
+
+
+def _tags(tags: Any) -> tuple[str, ...]:
+    return tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list | tuple) else ()
+
+
+def _metadata(metadata: Any) -> Mapping[str, Any]:
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def _id(run_id: Any) -> str | None:
+    return str(run_id) if run_id is not None else None
+
+
+def _model(metadata: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
+    for source, key in ((metadata, "ls_model_name"), (params, "model"), (params, "model_name"),
+                        (params, "model_id"), (params, "_type")):
+        value = source.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _system_prompt(messages: Any) -> str | None:
+    try:
+        parts = [m.content for batch in messages for m in batch
+                 if getattr(m, "type", None) == "system"]
+    except TypeError:
+        return None
+    text = " ".join(p if isinstance(p, str) else str(p) for p in parts)
+    return text[:_MAX_PROMPT_CHARS] or None
+
+
+def usage_from_result(response: Any) -> tuple[Usage | None, str | None]:
+    """Token usage and response model of an ``LLMResult``: ``usage_metadata`` of the (merged,
+    when streaming) message first, then the provider's ``llm_output``; None when absent."""
+    usage: Usage | None = None
+    model: str | None = None
+    for batch in getattr(response, "generations", None) or ():
+        for generation in batch:
+            message = getattr(generation, "message", None)
+            meta = getattr(message, "usage_metadata", None)
+            if usage is None and isinstance(meta, Mapping):
+                usage = _usage_metadata(meta)
+            info = getattr(message, "response_metadata", None)
+            if model is None and isinstance(info, Mapping):
+                found = info.get("model_name") or info.get("model")
+                model = found if isinstance(found, str) else None
+    llm_output = getattr(response, "llm_output", None)
+    if isinstance(llm_output, Mapping):
+        if usage is None:
+            raw = llm_output.get("token_usage") or llm_output.get("usage")
+            if isinstance(raw, Mapping):
+                usage = _provider_usage(raw)
+        found = llm_output.get("model_name") or llm_output.get("model")
+        if isinstance(found, str):
+            model = found
+    return usage, model
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _usage_metadata(meta: Mapping[str, Any]) -> Usage:
+    inputs = meta.get("input_token_details")
+    outputs = meta.get("output_token_details")
+    inputs = inputs if isinstance(inputs, Mapping) else {}
+    outputs = outputs if isinstance(outputs, Mapping) else {}
+    return Usage(
+        input_tokens=_int(meta.get("input_tokens")),
+        output_tokens=_int(meta.get("output_tokens")),
+        total_tokens=_int(meta.get("total_tokens")),
+        cache_read_tokens=_int(inputs.get("cache_read")),
+        cache_creation_tokens=_int(inputs.get("cache_creation")),
+        reasoning_tokens=_int(outputs.get("reasoning")),
+    )
+
+
+def _provider_usage(raw: Mapping[str, Any]) -> Usage:
+    prompt = _int(raw.get("prompt_tokens") or raw.get("input_tokens"))
+    completion = _int(raw.get("completion_tokens") or raw.get("output_tokens"))
+    prompt_details = raw.get("prompt_tokens_details")
+    completion_details = raw.get("completion_tokens_details")
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=completion,
+        total_tokens=_int(raw.get("total_tokens")) or prompt + completion,
+        cache_read_tokens=_int(prompt_details.get("cached_tokens"))
+        if isinstance(prompt_details, Mapping) else 0,
+        reasoning_tokens=_int(completion_details.get("reasoning_tokens"))
+        if isinstance(completion_details, Mapping) else 0,
+    )
+
+
+def handoff_target(tool_name: str | None, output: Any) -> str | None:
+    """Where control went: a ``transfer_to_<agent>`` tool, or a ``Command(goto=...)``."""
+    if tool_name:
+        for prefix in HANDOFF_PREFIXES:
+            if tool_name.startswith(prefix) and len(tool_name) > len(prefix):
+                return tool_name[len(prefix):]
+        return None
+    if type(output).__name__ != "Command":
+        return None
+    goto = getattr(output, "goto", None)
+    if isinstance(goto, Sequence) and not isinstance(goto, str):
+        goto = next((g for g in goto if isinstance(g, str)), None)
+    if isinstance(goto, str) and goto and not goto.startswith("__"):
+        return goto
+    return None
+
+
+class HypertoolCallbackHandler(BaseCallbackHandler):
+    """Persona- and stage-aware observability for LangChain and LangGraph runs.
+
+    Example::
+
+        handler = HypertoolCallbackHandler()          # the process-wide tracker
+        graph.invoke(state, config={"callbacks": [handler]})
+    """
+
+    # Cheap and thread-safe: run on the caller's thread (keeps event order under asyncio).
+    run_inline = True
+
+    def __init__(self, tracker: Tracker | None = None) -> None:
+        self._tracker = tracker
+
+    @property
+    def tracker(self) -> Tracker:
+        if self._tracker is None:
+            from hypertool_callbacks.runtime import get_tracker
+
+            self._tracker = get_tracker()
+        return self._tracker
+
+    @property
+    def raise_error(self) -> bool:  # type: ignore[override]
+        """Let LangChain re-raise only what we raise on purpose (budget) or in strict mode."""
+        config = self.tracker.config
+        return config.strict or config.on_budget_exceeded == "raise"
+
+    def _start(self, kind: RunKind, serialized: Any, inputs: Any, run_id: UUID,
+               parent_run_id: UUID | None, tags: Any, metadata: Any,
+               kwargs: Mapping[str, Any], **extra: Any) -> None:
+        self.tracker.start(RunStart(
+            run_id=str(run_id), parent_id=_id(parent_run_id), kind=kind,
+            name=_name(serialized, kwargs, kind.value), tags=_tags(tags),
+            metadata=_metadata(metadata), inputs=inputs, **extra,
+        ))
+
+    def _end(self, run_id: UUID, outputs: Any = None, error: BaseException | None = None,
+             tool: bool = False, **extra: Any) -> None:
+        if error is not None and type(error).__name__ in CONTROL_FLOW_ERRORS:
+            outputs, error = (error.args[0] if error.args else None), None
+        if error is None:
+            name = None
+            if tool:
+                run = self.tracker.get_run(str(run_id))
+                name = run.name if run is not None else None
+            extra["handoff_to"] = handoff_target(name, outputs) if (name or not tool) else None
+        self.tracker.end(RunEnd(str(run_id), outputs=outputs, error=error, **extra))
+
+    # -- chains (incl. LangGraph graphs and nodes) -------------------------------------------
+
+    @_guarded
+    def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
+                       parent_run_id: UUID | None = None, tags: list[str] | None = None,
+                       metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self._start(RunKind.CHAIN, serialized, inputs, run_id, parent_run_id, tags, metadata,
+                    kwargs)
+
+    @_guarded
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, outputs)
+
+    @_guarded
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, error=error)
+
+    # -- LLMs ------------------------------------------------------------------------------
+
+    def _llm_start(self, serialized: Any, inputs: Any, run_id: UUID,
+                   parent_run_id: UUID | None, tags: Any, metadata: Any,
+                   kwargs: Mapping[str, Any], system_prompt: str | None) -> None:
+        meta = _metadata(metadata)
+        params = kwargs.get("invocation_params")
+        params = params if isinstance(params, Mapping) else {}
+        provider = meta.get("ls_provider")
+        self._start(
+            RunKind.LLM, serialized, inputs, run_id, parent_run_id, tags, meta, kwargs,
+            model=_model(meta, params),
+            provider=provider if isinstance(provider, str) else None,
+            parameters={k: params[k] for k in _MODEL_PARAMS if params.get(k) is not None},
+            system_prompt=system_prompt,
+        )
+
+    @_guarded
+    def on_chat_model_start(self, serialized: dict[str, Any] | None, messages: Any, *,
+                            run_id: UUID, parent_run_id: UUID | None = None,
+                            tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
+                            **kwargs: Any) -> None:
+        self._llm_start(serialized, messages, run_id, parent_run_id, tags, metadata, kwargs,
+                        _system_prompt(messages))
+
+    @_guarded
+    def on_llm_start(self, serialized: dict[str, Any] | None, prompts: list[str], *,
+                     run_id: UUID, parent_run_id: UUID | None = None,
+                     tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
+                     **kwargs: Any) -> None:
+        self._llm_start(serialized, prompts, run_id, parent_run_id, tags, metadata, kwargs, None)
+
+    @_guarded
+    def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self.tracker.first_token(str(run_id))
+
+    @_guarded
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        usage, model = usage_from_result(response)
+        self._end(run_id, response, usage=usage, response_model=model)
+
+    @_guarded
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, error=error)
+
+    # -- tools and retrievers ----------------------------------------------------------------
+
+    @_guarded
+    def on_tool_start(self, serialized: dict[str, Any] | None, input_str: str, *, run_id: UUID,
+                      parent_run_id: UUID | None = None, tags: list[str] | None = None,
+                      metadata: dict[str, Any] | None = None, inputs: Any = None,
+                      **kwargs: Any) -> None:
+        self._start(RunKind.TOOL, serialized, inputs if inputs is not None else input_str,
+                    run_id, parent_run_id, tags, metadata, kwargs)
+
+    @_guarded
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, output, tool=True)
+
+    @_guarded
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, error=error, tool=True)
+
+    @_guarded
+    def on_retriever_start(self, serialized: dict[str, Any] | None, query: str, *,
+                           run_id: UUID, parent_run_id: UUID | None = None,
+                           tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
+                           **kwargs: Any) -> None:
+        self._start(RunKind.RETRIEVER, serialized, query, run_id, parent_run_id, tags, metadata,
+                    kwargs)
+
+    @_guarded
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, documents)
+
+    @_guarded
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, error=error)

@@ -1,0 +1,193 @@
+"""Configuration: one frozen :class:`Config`, resolved once, from defaults < file < env < code.
+
+Files: ``hypertool.toml`` (top-level keys) or ``[tool.hypertool]`` in ``pyproject.toml``, looked
+up in the working directory unless a path is given (argument or ``HYPERTOOL_CONFIG``).
+Env vars: ``HYPERTOOL_<KEY>`` for every scalar key, e.g. ``HYPERTOOL_LABEL_CAP=100``.
+Every error names the file (or env var), the key and the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hypertool_callbacks.errors import ConfigError
+
+_log = logging.getLogger(__name__)
+
+ENV_PREFIX = "HYPERTOOL_"
+ENV_ACTIVATE = "HYPERTOOL_CALLBACKS"
+"""Set to a true value to attach the handler to every LangChain/LangGraph run."""
+ENV_CONFIG = "HYPERTOOL_CONFIG"
+"""Path of a configuration file (TOML)."""
+
+# Names that frameworks give to everything: never a persona, an agent or a stage.
+DEFAULT_GENERIC_NAMES = (
+    "LangGraph", "agent", "model", "tools", "call_model", "call_agent", "should_continue",
+    "__start__", "__end__", "RunnableSequence", "RunnableLambda", "RunnableParallel",
+    "RunnableAssign", "Prompt", "ChatPromptTemplate", "route_to_active_agent",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Matcher(_Strict):
+    """How a persona/stage/gate rule recognises a run. Any match wins."""
+
+    names: list[str] = Field(default_factory=list, description="globs on run/agent/node name")
+    regex: list[str] = Field(default_factory=list, description="regexes on run/agent/node name")
+    nodes: list[str] = Field(default_factory=list, description="globs on LangGraph node")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {pattern!r}: {exc}") from exc
+        return patterns
+
+
+class PersonaConfig(Matcher):
+    prompt_keywords: list[str] = Field(
+        default_factory=list, description="case-insensitive words in the system prompt"
+    )
+    tools: list[str] = Field(default_factory=list, description="globs on tool names it calls")
+    budget_tokens: int | None = Field(default=None, gt=0)
+    budget_scope: Literal["workflow", "process"] = "workflow"
+    budget_window_seconds: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _window_needs_process_scope(self) -> PersonaConfig:
+        if self.budget_window_seconds is not None and self.budget_scope != "process":
+            raise ValueError("budget_window_seconds needs budget_scope = 'process'")
+        return self
+
+
+class Config(_Strict):
+    """Everything hypertool-callbacks can be told. See README for each key."""
+
+    personas: dict[str, PersonaConfig] = Field(default_factory=dict)
+    stages: dict[str, Matcher] = Field(default_factory=dict)
+    gates: dict[str, Matcher] = Field(default_factory=dict)
+    label_cap: int = Field(default=50, ge=1, le=10_000)
+    on_budget_exceeded: Literal["record", "warn", "raise"] = "record"
+    strict: bool = False
+    estimate_missing_usage: bool = False
+    run_ttl_seconds: float = Field(default=3600.0, gt=0)
+    max_runs: int = Field(default=10_000, ge=10)
+    max_executions: int = Field(default=10_000, ge=10)
+    extra_generic_names: list[str] = Field(default_factory=list)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_addr: str = "127.0.0.1"
+
+    @field_validator("personas", "stages", "gates")
+    @classmethod
+    def _names_are_labels(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not name or len(name) > 64 or not name.isprintable():
+                raise ValueError(f"name {name!r} must be 1-64 printable characters")
+        return value
+
+    @property
+    def generic_names(self) -> frozenset[str]:
+        return frozenset(DEFAULT_GENERIC_NAMES) | frozenset(self.extra_generic_names)
+
+
+_SCALAR_KEYS = {
+    name: info for name, info in Config.model_fields.items()
+    if name not in {"personas", "stages", "gates", "extra_generic_names"}
+}
+
+
+def _format_errors(exc: ValidationError, origin: str) -> str:
+    lines = [f"invalid hypertool configuration in {origin}:"]
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "<root>"
+        lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Raw settings from a TOML file (``[tool.hypertool]`` for ``pyproject.toml``)."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read hypertool configuration {file}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {file}: {exc}") from exc
+    if file.name == "pyproject.toml":
+        section = data.get("tool", {}).get("hypertool", {})
+        return dict(section) if isinstance(section, dict) else {}
+    return data
+
+
+def _find_file(cwd: Path) -> Path | None:
+    candidate = cwd / "hypertool.toml"
+    if candidate.is_file():
+        return candidate
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file() and read_file(pyproject):
+        return pyproject
+    return None
+
+
+def read_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Scalar settings from ``HYPERTOOL_<KEY>`` variables.
+
+    Unknown ``HYPERTOOL_*`` variables are logged, not fatal: other tools of the hypertool
+    family share the prefix, and an env var must not stop an app from starting.
+    """
+    values: dict[str, str] = {}
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX) or var in (ENV_ACTIVATE, ENV_CONFIG):
+            continue
+        key = var[len(ENV_PREFIX):].lower()
+        if key not in _SCALAR_KEYS:
+            _log.warning("ignoring unknown environment variable %s", var)
+            continue
+        values[key] = raw
+    return values
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> Config:
+    """Resolve the configuration once: defaults < file < ``HYPERTOOL_*`` env < ``overrides``."""
+    env = os.environ if environ is None else environ
+    file: Path | None = Path(path) if path else None
+    if file is None and env.get(ENV_CONFIG):
+        file = Path(env[ENV_CONFIG])
+    if file is None:
+        file = _find_file(Path(cwd) if cwd else Path.cwd())
+    data: dict[str, Any] = read_file(file) if file else {}
+    origin = str(file) if file else "defaults"
+    try:
+        Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, origin)) from None
+    env_values = read_env(env)
+    if env_values:
+        try:
+            Config.model_validate({**data, **env_values})
+        except ValidationError as exc:
+            raise ConfigError(_format_errors(exc, "environment (HYPERTOOL_*)")) from None
+    try:
+        return Config.model_validate({**data, **env_values, **overrides})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, "arguments")) from None

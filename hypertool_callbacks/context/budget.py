@@ -1,0 +1,88 @@
+"""Token budgets per persona.
+
+Scopes: ``workflow`` -- each workflow execution starts with the full budget; ``process`` --
+since the process started, or over a rolling window of ``budget_window_seconds``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hypertool_callbacks.config import PersonaConfig
+from hypertool_callbacks.context.records import BudgetStatus
+
+
+@dataclass(frozen=True, slots=True)
+class _Limit:
+    tokens: int
+    scope: str
+    window: float | None
+
+
+class BudgetBook:
+    """Counts tokens against each persona's budget; thread-safe, bounded memory."""
+
+    def __init__(self, personas: Mapping[str, PersonaConfig], max_executions: int) -> None:
+        self._limits = {
+            name: _Limit(p.budget_tokens, p.budget_scope, p.budget_window_seconds)
+            for name, p in personas.items()
+            if p.budget_tokens is not None
+        }
+        self._process: dict[str, int] = {}
+        self._windows: dict[str, deque[tuple[float, int]]] = {}
+        self._workflow: dict[tuple[str, str], int] = {}
+        self._max_executions = max_executions
+        self._lock = threading.Lock()
+
+    def limits(self) -> list[BudgetStatus]:
+        """Every budgeted persona, full: the starting values to export."""
+        return [BudgetStatus(p, lim.tokens, 0, lim.scope) for p, lim in self._limits.items()]
+
+    def has_budget(self, persona: str) -> bool:
+        return persona in self._limits
+
+    def status(self, persona: str, execution: str, now: float) -> BudgetStatus | None:
+        limit = self._limits.get(persona)
+        if limit is None:
+            return None
+        with self._lock:
+            return BudgetStatus(persona, limit.tokens, self._used(persona, limit, execution, now),
+                                limit.scope)
+
+    def consume(self, persona: str, execution: str, tokens: int, now: float) -> BudgetStatus | None:
+        limit = self._limits.get(persona)
+        if limit is None:
+            return None
+        with self._lock:
+            if limit.scope == "workflow":
+                key = (execution, persona)
+                if key not in self._workflow and len(self._workflow) >= self._max_executions:
+                    # Executions that never ended: drop the oldest rather than grow.
+                    del self._workflow[next(iter(self._workflow))]
+                self._workflow[key] = self._workflow.get(key, 0) + tokens
+            elif limit.window is not None:
+                self._windows.setdefault(persona, deque()).append((now, tokens))
+            else:
+                self._process[persona] = self._process.get(persona, 0) + tokens
+            used = self._used(persona, limit, execution, now)
+        return BudgetStatus(persona, limit.tokens, used, limit.scope)
+
+    def end_execution(self, execution: str) -> None:
+        with self._lock:
+            for key in [k for k in self._workflow if k[0] == execution]:
+                del self._workflow[key]
+
+    def _used(self, persona: str, limit: _Limit, execution: str, now: float) -> int:
+        if limit.scope == "workflow":
+            return self._workflow.get((execution, persona), 0)
+        if limit.window is None:
+            return self._process.get(persona, 0)
+        window = self._windows.get(persona)
+        if not window:
+            return 0
+        while window and window[0][0] < now - limit.window:
+            window.popleft()
+        return sum(tokens for _, tokens in window)

@@ -1,0 +1,191 @@
+"""Who is acting and where: persona, stage, workflow, agent and gate of a run.
+
+Framework-neutral: it reads names, tags and metadata keys, never a framework object.
+Resolved once when a run starts; every value is bounded before it becomes a label.
+
+Persona, first match wins:
+  1. explicit: metadata ``hypertool_persona`` or tag ``persona:<name>`` (innermost wins);
+  2. configured rules (run/agent name, LangGraph node, system-prompt keyword, tool name);
+  3. structure: the innermost *named* agent the run belongs to (see ``_agent``);
+  4. the parent run's persona; else ``unknown``.
+Stage: explicit (``hypertool_stage`` / ``stage:<name>``) > stage rules > the node of the
+outermost graph (a generic node name such as ``model``/``tools`` is replaced by the agent's
+name) > parent's stage > ``unknown``.
+Workflow: explicit (``hypertool_workflow`` / ``workflow:<name>``) > the root run's name >
+parent's workflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hypertool_callbacks.config import Config
+from hypertool_callbacks.context.labels import BoundedLabels, clean
+from hypertool_callbacks.context.rules import Candidates, RuleSet
+from hypertool_callbacks.context.runs import UNKNOWN, Run, Source
+from hypertool_callbacks.events import RunKind
+
+NODE_KEY = "langgraph_node"
+NAMESPACE_KEY = "langgraph_checkpoint_ns"
+AGENT_KEY = "lc_agent_name"
+THREAD_KEY = "thread_id"
+NODE_TAG_PREFIX = "graph:step:"
+
+
+def explicit(tags: Sequence[str], metadata: Mapping[str, Any], key: str) -> str | None:
+    """``hypertool_<key>`` metadata, else the last ``<key>:<value>`` tag (the innermost)."""
+    value = clean(metadata.get(f"hypertool_{key}"))
+    if value:
+        return value
+    prefix = f"{key}:"
+    for tag in reversed(tags):
+        if isinstance(tag, str) and tag.startswith(prefix):
+            value = clean(tag[len(prefix):])
+            if value:
+                return value
+    return None
+
+
+def is_node_run(tags: Sequence[str], metadata: Mapping[str, Any]) -> bool:
+    """A LangGraph node run (the graph's direct child), as opposed to a run inside a node."""
+    return NODE_KEY in metadata and any(
+        isinstance(t, str) and t.startswith(NODE_TAG_PREFIX) for t in tags
+    )
+
+
+class Resolver:
+    """Resolves and bounds persona, stage, workflow, agent and gate for new runs."""
+
+    def __init__(self, config: Config) -> None:
+        self.generic = config.generic_names
+        self.persona_rules = RuleSet(config.personas)
+        self.stage_rules = RuleSet(config.stages)
+        self.gate_rules = RuleSet(config.gates)
+        cap = config.label_cap
+        self.personas = BoundedLabels(cap, fixed=config.personas, always=[UNKNOWN])
+        self.stages = BoundedLabels(cap, fixed=config.stages, always=[UNKNOWN])
+        self.workflows = BoundedLabels(cap, always=[UNKNOWN])
+        self.gates = BoundedLabels(cap, fixed=config.gates)
+        self.models = BoundedLabels(cap, always=[UNKNOWN])
+        self.tools = BoundedLabels(cap * 4)
+
+    def _named(self, value: object) -> str | None:
+        name = clean(value)
+        return name if name and name not in self.generic else None
+
+    def resolve(self, run: Run, parent: Run | None) -> None:
+        node_run = is_node_run(run.tags, run.metadata)
+        node = clean(run.metadata.get(NODE_KEY)) or ""
+        if node_run and parent is not None:
+            self._learn_graph(parent, node)
+        run.agent = self._agent(run, parent, node_run)
+        self._persona(run, parent, node)
+        self._stage(run, parent, node, node_run)
+        self._workflow(run, parent)
+        self._gate(run, parent, node)
+        if parent is None:
+            thread = run.metadata.get(THREAD_KEY)
+            run.execution = f"thread:{thread}" if isinstance(thread, str | int) else run.run_id
+        else:
+            run.execution = parent.execution
+
+    def _learn_graph(self, graph: Run, node: str) -> None:
+        """A node run starting tells us its parent is a graph; learn once whether it is an agent.
+
+        A graph nested in another graph's node is a unit of work of its own (a sub-agent or a
+        team): its name, or the hosting node's name when the graph's name is generic, becomes
+        its agent name. A top-level graph is an agent only when its nodes are agent-internal
+        (``agent``/``model``/``tools``), which tells ``create_react_agent(name=...)`` apart
+        from a named workflow graph whose nodes are its stages.
+        """
+        if graph.is_graph or not node or node.startswith("__"):
+            return
+        graph.is_graph = True
+        if NODE_KEY in graph.metadata:
+            name = self._named(graph.name) or self._named(graph.metadata.get(NODE_KEY))
+        else:
+            name = self._named(graph.name) if node in self.generic else None
+        if name:
+            graph.agent = name
+
+    def _agent(self, run: Run, parent: Run | None, node_run: bool) -> str | None:
+        """Innermost named agent: the graph a node runs in, or a newly entered ``lc_agent_name``."""
+        if node_run and parent is not None:
+            return parent.agent
+        declared = self._named(run.metadata.get(AGENT_KEY))
+        if declared and (parent is None or parent.metadata.get(AGENT_KEY) != declared):
+            return declared
+        return parent.agent if parent is not None else None
+
+    def _persona(self, run: Run, parent: Run | None, node: str) -> None:
+        value = explicit(run.tags, run.metadata, "persona")
+        source = Source.EXPLICIT
+        if value is None and self.persona_rules:
+            candidates = Candidates(
+                name=run.name,
+                agent=run.agent or "",
+                node=node,
+                system_prompt=(run.system_prompt or "").lower(),
+                tool=run.name if run.kind is RunKind.TOOL else "",
+            )
+            value, source = self.persona_rules.match(candidates), Source.RULE
+        if value is None and run.agent:
+            value, source = run.agent, Source.STRUCTURE
+        if value is None and parent is not None and parent.persona != UNKNOWN:
+            value, source = parent.persona, Source.INHERITED
+        if value is None:
+            return
+        if parent is not None and source is not Source.INHERITED and value == parent.persona:
+            run.persona, run.persona_source = parent.persona, Source.INHERITED
+            return
+        run.persona, run.persona_source = self.personas.admit(value), source
+
+    def _stage(self, run: Run, parent: Run | None, node: str, node_run: bool) -> None:
+        value = explicit(run.tags, run.metadata, "stage")
+        source = Source.EXPLICIT
+        if value is None and self.stage_rules:
+            value = self.stage_rules.match(Candidates(name=run.name, agent="", node=node))
+            source = Source.RULE
+        if value is None and node_run and "|" not in str(run.metadata.get(NAMESPACE_KEY, "")):
+            # Only the outermost graph's nodes are stages; agent-internal nodes are not.
+            value = node if node and node not in self.generic else run.agent
+            source = Source.STRUCTURE
+        inherited = parent.stage if parent is not None else UNKNOWN
+        if value is None or value == inherited:
+            if parent is not None:
+                run.stage, run.stage_source, run.stage_run = (
+                    parent.stage, Source.INHERITED, parent.stage_run
+                )
+            return
+        run.stage, run.stage_source, run.stage_run = self.stages.admit(value), source, run
+
+    def _workflow(self, run: Run, parent: Run | None) -> None:
+        value = explicit(run.tags, run.metadata, "workflow")
+        if value is not None:
+            run.workflow = self.workflows.admit(value)
+        elif parent is not None:
+            run.workflow = parent.workflow
+        else:
+            run.workflow = self.workflows.admit(clean(run.name) or UNKNOWN)
+
+    def _gate(self, run: Run, parent: Run | None, node: str) -> None:
+        value = explicit(run.tags, run.metadata, "gate")
+        if value is None and self.gate_rules and run.kind in (RunKind.CHAIN, RunKind.TOOL):
+            value = self.gate_rules.match(Candidates(name=run.name, agent="", node=node))
+        inherited = parent.extra.get("gate_scope") if parent is not None else None
+        if value is None:
+            if inherited:
+                run.extra["gate_scope"] = inherited
+            return
+        run.extra["gate_scope"] = value
+        # Metadata, tags and node names are inherited by every child: a gate is counted
+        # once, at the run that introduces it.
+        if value != inherited:
+            run.gate = self.gates.admit(value)
+
+    def model_label(self, model: str | None) -> str:
+        return self.models.admit(clean(model) or UNKNOWN)
+
+    def tool_label(self, name: str) -> str:
+        return self.tools.admit(clean(name) or UNKNOWN)

@@ -1,0 +1,58 @@
+"""Facts the tracker derives across runs, handed to sinks next to the runs themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypertool_callbacks.context.runs import Run
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaSwitch:
+    """The acting persona of one workflow execution changed from ``from_persona``."""
+
+    from_persona: str
+    to_persona: str
+    workflow: str
+    execution: str
+    run: Run  # the run whose start made the switch
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaStint:
+    """A persona stopped acting (switch or end of execution) after ``seconds``."""
+
+    persona: str
+    workflow: str
+    execution: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """A run handed control to another agent (``transfer_to_x`` tool, ``Command(goto=x)``)."""
+
+    from_persona: str
+    to_persona: str
+    workflow: str
+    run: Run
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """A persona's token budget after a change (or a check before an LLM call)."""
+
+    persona: str
+    limit: int
+    used: int
+    scope: str
+
+    @property
+    def remaining(self) -> int:
+        # May go negative: an overrun must stay visible.
+        return self.limit - self.used
+
+    @property
+    def exceeded(self) -> bool:
+        return self.used >= self.limit

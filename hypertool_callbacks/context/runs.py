@@ -1,0 +1,137 @@
+"""The run tree: one :class:`Run` per live run, bounded in size and age."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from hypertool_callbacks.events import RunKind, Usage
+
+UNKNOWN = "unknown"
+
+
+class Source(StrEnum):
+    """Where a resolved persona/stage/workflow value came from (precedence order)."""
+
+    EXPLICIT = "explicit"
+    RULE = "rule"
+    STRUCTURE = "structure"
+    INHERITED = "inherited"
+    NONE = "none"
+
+
+class Status(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    EVICTED = "evicted"
+
+
+@dataclass(slots=True, eq=False)
+class Run:
+    """A live run, enriched by the tracker and shared (read-only) with every sink.
+
+    Sinks may keep per-run state in ``extra`` (e.g. an OTel span); a sink that correlates
+    traces sets ``trace_id`` (32 hex chars) so later sinks can attach it as an exemplar.
+    """
+
+    run_id: str
+    parent: Run | None
+    kind: RunKind
+    name: str
+    tags: Sequence[str]
+    metadata: Mapping[str, Any]
+    start_ns: int
+    start_mono: float
+    inputs: Any = None
+    model: str | None = None
+    provider: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None
+    # Resolved once at start (see context.inference).
+    persona: str = UNKNOWN
+    persona_source: Source = Source.NONE
+    stage: str = UNKNOWN
+    stage_source: Source = Source.NONE
+    workflow: str = UNKNOWN
+    agent: str | None = None  # innermost named agent (graph) this run belongs to
+    is_graph: bool = False  # a LangGraph graph (learned when its first node starts)
+    execution: str = ""  # workflow execution key: LangGraph thread_id or the root run id
+    stage_run: Run | None = None  # the run that introduced this run's stage
+    stage_persona: str | None = None  # first acting persona seen inside the stage
+    gate: str | None = None  # quality gate this run introduces
+    label: str = UNKNOWN  # bounded metric label: the model (LLM runs) or tool name (tool runs)
+    # Filled while running / at the end.
+    end_ns: int | None = None
+    end_mono: float | None = None
+    first_token_mono: float | None = None
+    first_token_ns: int | None = None
+    outputs: Any = None
+    error: BaseException | None = None
+    status: Status = Status.OK
+    usage: Usage | None = None
+    response_model: str | None = None
+    gate_result: str | None = None
+    handoff_to: str | None = None
+    trace_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Run:
+        run = self
+        while run.parent is not None:
+            run = run.parent
+        return run
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to end (0.0 while still running)."""
+        if self.end_mono is None:
+            return 0.0
+        return max(0.0, self.end_mono - self.start_mono)
+
+    @property
+    def introduces_stage(self) -> bool:
+        return self.stage_run is self and self.stage != UNKNOWN
+
+
+class RunTree:
+    """Live runs by id. Finished runs are removed; runs that never end are evicted.
+
+    Bounded two ways: at most ``max_runs`` entries (the oldest go first) and at most
+    ``ttl_seconds`` of age. Dict insertion order is start order, so both checks look at the
+    front of the dict only and stay cheap.
+    """
+
+    def __init__(self, max_runs: int, ttl_seconds: float) -> None:
+        self._runs: dict[str, Run] = {}
+        self.max_runs = max_runs
+        self.ttl_seconds = ttl_seconds
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(list(self._runs.values()))
+
+    def get(self, run_id: str) -> Run | None:
+        return self._runs.get(run_id)
+
+    def add(self, run: Run) -> None:
+        self._runs[run.run_id] = run
+
+    def pop(self, run_id: str) -> Run | None:
+        return self._runs.pop(run_id, None)
+
+    def evict(self, now_mono: float) -> list[Run]:
+        """Remove and return runs that are too old or beyond the size bound."""
+        evicted: list[Run] = []
+        deadline = now_mono - self.ttl_seconds
+        while self._runs:
+            oldest = next(iter(self._runs.values()))
+            if len(self._runs) <= self.max_runs and oldest.start_mono >= deadline:
+                break
+            del self._runs[oldest.run_id]
+            evicted.append(oldest)
+        return evicted

@@ -1,0 +1,314 @@
+"""The tracker: neutral run events in, enriched runs and derived facts out to the sinks.
+
+One tracker is shared by every handler instance (LangChain constructs handlers freely), so all
+state lives here, behind one lock. Sinks are called outside the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from hypertool_callbacks.clock import Clock, SystemClock
+from hypertool_callbacks.config import Config
+from hypertool_callbacks.context import gates
+from hypertool_callbacks.context.budget import BudgetBook
+from hypertool_callbacks.context.inference import Resolver, is_node_run
+from hypertool_callbacks.context.labels import clean
+from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
+from hypertool_callbacks.context.runs import UNKNOWN, Run, RunTree, Status
+from hypertool_callbacks.errors import TokenBudgetExceeded
+from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
+from hypertool_callbacks.safety import RateLimitedLog
+from hypertool_callbacks.sinks.base import Sink
+
+_log = logging.getLogger(__name__)
+_EVICT_EVERY = 256  # starts between two eviction sweeps
+
+
+@dataclass(slots=True)
+class _Execution:
+    """Who is acting in one workflow execution (a root run, or a LangGraph thread)."""
+
+    persona: str | None = None
+    since: float | None = None  # None between two invocations of the same thread
+    workflow: str = UNKNOWN
+
+
+# What to tell sinks once the lock is released: (method name, argument).
+_Note = tuple[str, Any]
+
+
+class Tracker:
+    """Keeps the run tree and turns adapter events into sink calls.
+
+    Example::
+
+        tracker = Tracker(load_config(), sinks=[PrometheusSink(registry)])
+        handler = HypertoolCallbackHandler(tracker)
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        sinks: Iterable[Sink] = (),
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self.sinks: list[Sink] = list(sinks)
+        self.clock: Clock = clock or SystemClock()
+        self.resolver = Resolver(self.config)
+        self.budgets = BudgetBook(self.config.personas, self.config.max_executions)
+        self._runs = RunTree(self.config.max_runs, self.config.run_ttl_seconds)
+        self._executions: OrderedDict[str, _Execution] = OrderedDict()
+        self._lock = threading.Lock()
+        self._starts = 0
+        self._warn = RateLimitedLog(_log)
+        for status in self.budgets.limits():
+            self._notify([("on_budget", status)])
+
+    # -- public API used by adapters -------------------------------------------------------
+
+    def start(self, event: RunStart) -> None:
+        """Record a run start. Raises only :class:`TokenBudgetExceeded` (when configured)."""
+        now_ns, now = self.clock.wall_ns(), self.clock.monotonic()
+        notes: list[_Note] = []
+        spent: BudgetStatus | None = None
+        with self._lock:
+            if self._runs.get(event.run_id) is not None:
+                notes.append(("on_drop", "duplicate_run"))
+                run = None
+            else:
+                run = self._new_run(event, now_ns, now)
+                self._act(run, now, now_ns, notes)
+                if run.kind is RunKind.LLM:
+                    spent = self._check_budget(run, now, notes)
+            self._starts += 1
+            if self._starts % _EVICT_EVERY == 0 or len(self._runs) > self._runs.max_runs:
+                notes.extend(self._evict(now_ns, now))
+        if run is not None:
+            notes.insert(0, ("on_run_start", run))
+        self._notify(notes)
+        if spent is not None and run is not None:
+            error = TokenBudgetExceeded(spent.persona, spent.limit, spent.used)
+            self.end(RunEnd(run.run_id, error=error))
+            raise error
+
+    def end(self, event: RunEnd) -> None:
+        now_ns, now = self.clock.wall_ns(), self.clock.monotonic()
+        notes: list[_Note] = []
+        with self._lock:
+            run = self._runs.pop(event.run_id)
+            if run is None:
+                notes.append(("on_drop", "unknown_run"))
+            else:
+                self._finish(run, event, now_ns, now, notes)
+        self._notify(notes)
+
+    def first_token(self, run_id: str) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or run.first_token_mono is not None:
+                return
+            run.first_token_mono = self.clock.monotonic()
+            run.first_token_ns = self.clock.wall_ns()
+        self._notify([("on_first_token", run)])
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self._lock:
+            return self._runs.get(run_id)
+
+    @property
+    def live_runs(self) -> int:
+        return len(self._runs)
+
+    @property
+    def live_executions(self) -> int:
+        return len(self._executions)
+
+    def evict_now(self) -> int:
+        """Evict runs past their TTL now (normally done every few hundred starts)."""
+        with self._lock:
+            notes = self._evict(self.clock.wall_ns(), self.clock.monotonic())
+        self._notify(notes)
+        return sum(1 for method, _ in notes if method == "on_run_end")
+
+    def internal_error(self, component: str, exc: BaseException) -> None:
+        """Adapters report their own failures here: counted, logged at most once a minute."""
+        self._warn.warning(f"internal:{component}", "hypertool-callbacks: %s failed: %r",
+                           component, exc)
+        self._notify([("on_internal_error", component)])
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        for sink in self.sinks:
+            try:
+                sink.shutdown(timeout)
+            except Exception as exc:
+                self._warn.warning(f"shutdown:{sink.name}", "sink %s failed to shut down: %r",
+                                   sink.name, exc)
+
+    # -- internals (called with the lock held) ---------------------------------------------
+
+    def _new_run(self, event: RunStart, now_ns: int, now: float) -> Run:
+        parent = self._runs.get(event.parent_id) if event.parent_id else None
+        run = Run(
+            run_id=event.run_id, parent=parent, kind=event.kind,
+            name=clean(event.name) or event.kind.value, tags=event.tags,
+            metadata=event.metadata, start_ns=now_ns, start_mono=now, inputs=event.inputs,
+            model=event.model, provider=event.provider, parameters=event.parameters,
+            system_prompt=event.system_prompt,
+        )
+        self.resolver.resolve(run, parent)
+        if run.kind is RunKind.LLM:
+            run.label = self.resolver.model_label(run.model)
+        elif run.kind is RunKind.TOOL:
+            run.label = self.resolver.tool_label(run.name)
+        self._runs.add(run)
+        return run
+
+    def _execution(self, run: Run) -> _Execution:
+        state = self._executions.get(run.execution)
+        if state is None:
+            if len(self._executions) >= self.config.max_executions:
+                self._executions.popitem(last=False)
+            state = self._executions[run.execution] = _Execution(workflow=run.workflow)
+        else:
+            self._executions.move_to_end(run.execution)
+        return state
+
+    def _act(self, run: Run, now: float, now_ns: int, notes: list[_Note]) -> None:
+        """Switch rule: a run whose persona is known and differs from the acting one."""
+        if run.persona == UNKNOWN:
+            return
+        stage_run = run.stage_run
+        if stage_run is not None and stage_run.stage_persona is None:
+            stage_run.stage_persona = run.persona
+        state = self._execution(run)
+        if state.persona == run.persona:
+            if state.since is None:
+                state.since = now
+            return
+        if state.persona is not None:
+            notes.append(("on_switch", PersonaSwitch(state.persona, run.persona, run.workflow,
+                                                     run.execution, run, now_ns)))
+            if state.since is not None:
+                notes.append(("on_stint", PersonaStint(state.persona, state.workflow,
+                                                       run.execution, now - state.since)))
+        state.persona, state.since, state.workflow = run.persona, now, run.workflow
+
+    def _check_budget(self, run: Run, now: float, notes: list[_Note]) -> BudgetStatus | None:
+        status = self.budgets.status(run.persona, run.execution, now)
+        if status is None or not status.exceeded:
+            return None
+        notes.append(("on_budget_exceeded", status))
+        mode = self.config.on_budget_exceeded
+        if mode == "warn":
+            self._warn.warning(f"budget:{run.persona}", "token budget of persona %r is spent "
+                               "(%d of %d tokens)", run.persona, status.used, status.limit)
+        return status if mode == "raise" else None
+
+    def _finish(self, run: Run, event: RunEnd, now_ns: int, now: float,
+                notes: list[_Note]) -> None:
+        run.end_ns, run.end_mono = now_ns, now
+        run.outputs, run.error = event.outputs, event.error
+        run.status = Status.ERROR if event.error is not None else Status.OK
+        run.response_model = event.response_model
+        if run.kind is RunKind.LLM and run.label == UNKNOWN and event.response_model:
+            run.label = self.resolver.model_label(event.response_model)
+        if run.gate is not None:
+            run.gate_result = gates.verdict(event.error, event.outputs)
+        if run.kind is RunKind.LLM:
+            run.usage = event.usage or self._estimate(run, event)
+            if run.usage is not None and run.persona != UNKNOWN:
+                status = self.budgets.consume(run.persona, run.execution,
+                                              _total(run.usage), now)
+                if status is not None:
+                    notes.append(("on_budget", status))
+        notes.append(("on_run_end", run))
+        # Tools hand off by name; a Command(goto=...) counts once, at the node that returned it.
+        if event.handoff_to and (run.kind is RunKind.TOOL or is_node_run(run.tags, run.metadata)):
+            self._handoff(run, event.handoff_to, notes)
+        if run.parent is None:
+            self._end_execution(run, now, notes)
+
+    def _handoff(self, run: Run, target_name: str, notes: list[_Note]) -> None:
+        target = clean(target_name)
+        # The Command a handoff tool returns travels up through the enclosing nodes: count the
+        # handoff once, at the innermost run that made it.
+        if not target or target == run.persona or run.extra.get("handoff_to") == target:
+            return
+        ancestor: Run | None = run
+        while ancestor is not None:
+            ancestor.extra["handoff_to"] = target
+            ancestor = ancestor.parent
+        notes.append(("on_handoff", Handoff(
+            run.persona, self.resolver.personas.admit(target), run.workflow, run)))
+
+    def _end_execution(self, root: Run, now: float, notes: list[_Note]) -> None:
+        state = self._executions.get(root.execution)
+        if state is not None and state.persona is not None and state.since is not None:
+            notes.append(("on_stint", PersonaStint(state.persona, state.workflow, root.execution,
+                                                   now - state.since)))
+            state.since = None
+        if root.execution == root.run_id:
+            self._executions.pop(root.execution, None)
+            self.budgets.end_execution(root.execution)
+
+    def _estimate(self, run: Run, event: RunEnd) -> Usage | None:
+        if not self.config.estimate_missing_usage:
+            return None
+        # ~4 characters a token: rough, and labelled as estimated wherever it is exported.
+        prompt = _text_size(run.inputs) // 4
+        completion = _text_size(event.outputs) // 4
+        return Usage(prompt, completion, prompt + completion, estimated=True)
+
+    def _evict(self, now_ns: int, now: float) -> list[_Note]:
+        notes: list[_Note] = []
+        for run in self._runs.evict(now):
+            run.end_ns, run.end_mono, run.status = now_ns, now, Status.EVICTED
+            notes.append(("on_drop", "evicted"))
+            notes.append(("on_run_end", run))
+            if run.parent is None:
+                self._end_execution(run, now, notes)
+        return notes
+
+    # -- sink dispatch ---------------------------------------------------------------------
+
+    def _notify(self, notes: list[_Note]) -> None:
+        for method, arg in notes:
+            for sink in self.sinks:
+                handler: Callable[[Any], None] = getattr(sink, method)
+                try:
+                    handler(arg)
+                except Exception as exc:
+                    if self.config.strict:
+                        raise
+                    self._warn.warning(f"sink:{sink.name}:{method}",
+                                       "hypertool sink %s failed in %s: %r", sink.name, method, exc)
+                    if method != "on_internal_error":
+                        self._notify([("on_internal_error", f"sink:{sink.name}")])
+
+
+def _total(usage: Usage) -> int:
+    return usage.total_tokens or usage.input_tokens + usage.output_tokens
+
+
+def _text_size(value: Any, depth: int = 0) -> int:
+    """Characters of text in a prompt/completion structure, bounded in depth and size."""
+    if depth > 4:
+        return 0
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_text_size(v, depth + 1) for v in list(value.values())[:100])
+    if isinstance(value, list | tuple):
+        return sum(_text_size(v, depth + 1) for v in value[:100])
+    content = getattr(value, "content", None)
+    if content is not None:
+        return _text_size(content, depth + 1)
+    text = getattr(value, "text", None)
+    return len(text) if isinstance(text, str) else 0

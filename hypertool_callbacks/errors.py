@@ -1,0 +1,19 @@
+"""Exceptions hypertool-callbacks raises on purpose (everything else is swallowed and counted)."""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names the file or env var, the key and the reason."""
+
+
+class TokenBudgetExceeded(RuntimeError):
+    """Raised before an LLM call when ``on_budget_exceeded="raise"`` and the budget is spent."""
+
+    def __init__(self, persona: str, limit: int, used: int) -> None:
+        super().__init__(
+            f"token budget of persona {persona!r} is spent: {used} of {limit} tokens used"
+        )
+        self.persona = persona
+        self.limit = limit
+        self.used = used

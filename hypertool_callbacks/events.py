@@ -1,0 +1,75 @@
+"""Neutral run events: what a framework adapter tells the tracker.
+
+Adapters (LangChain, later LlamaIndex) translate their callbacks into these plain, frozen
+records; nothing downstream imports a framework. Timestamps are not part of the events: the
+tracker stamps them with its injected clock when the event arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class RunKind(StrEnum):
+    CHAIN = "chain"
+    LLM = "llm"
+    TOOL = "tool"
+    RETRIEVER = "retriever"
+    EMBEDDING = "embedding"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage of one LLM call. ``cache_read``/``reasoning`` are subsets of input/output."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+    def details(self) -> dict[str, int]:
+        """Non-zero detail counts, keyed by the ``detail`` label value."""
+        pairs = (
+            ("cache_read", self.cache_read_tokens),
+            ("cache_creation", self.cache_creation_tokens),
+            ("reasoning", self.reasoning_tokens),
+        )
+        return {name: value for name, value in pairs if value > 0}
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """A run (chain, LLM call, tool call, ...) began."""
+
+    run_id: str
+    parent_id: str | None
+    kind: RunKind
+    name: str
+    tags: Sequence[str] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Any = None
+    # LLM runs only: requested model and parameters, the system prompt text (for rules),
+    # and the tool names offered to the model.
+    model: str | None = None
+    provider: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """A run finished, with an error or with outputs."""
+
+    run_id: str
+    outputs: Any = None
+    error: BaseException | None = None
+    usage: Usage | None = None
+    response_model: str | None = None
+    # A handoff this run performed (``transfer_to_x`` tool, ``Command(goto=x)``): the target name.
+    handoff_to: str | None = None

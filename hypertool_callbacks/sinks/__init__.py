@@ -1,0 +1,5 @@
+"""Sinks turn tracked runs into one backend's data. They know nothing about frameworks."""
+
+from hypertool_callbacks.sinks.base import Sink
+
+__all__ = ["Sink"]

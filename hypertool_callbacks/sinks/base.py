@@ -1,0 +1,50 @@
+"""The sink interface: every method has a no-op default, so a sink implements what it needs.
+
+Calls come from the tracker, outside its lock, possibly from several threads at once. A sink
+must be cheap (no network I/O on these calls) and may raise: the tracker catches, counts and
+logs (rate-limited) whatever a sink raises, so one broken backend cannot break the app.
+Sinks are called in the order given; a sink that sets ``run.trace_id`` should come first so
+that later sinks can use it (e.g. as a metric exemplar).
+"""
+
+from __future__ import annotations
+
+from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
+from hypertool_callbacks.context.runs import Run
+
+
+class Sink:
+    name = "sink"
+
+    def on_run_start(self, run: Run) -> None:
+        """A run started; persona, stage, workflow and agent are resolved."""
+
+    def on_first_token(self, run: Run) -> None:
+        """A streaming LLM run produced its first token (``run.first_token_*`` set)."""
+
+    def on_run_end(self, run: Run) -> None:
+        """A run ended (``run.status`` ok/error/evicted; usage, gate result, outputs set)."""
+
+    def on_switch(self, switch: PersonaSwitch) -> None:
+        """The acting persona of an execution changed."""
+
+    def on_stint(self, stint: PersonaStint) -> None:
+        """A persona stopped acting after ``stint.seconds``."""
+
+    def on_handoff(self, handoff: Handoff) -> None:
+        """An agent handed control to another."""
+
+    def on_budget(self, status: BudgetStatus) -> None:
+        """A persona's budget changed (or was found spent before an LLM call)."""
+
+    def on_budget_exceeded(self, status: BudgetStatus) -> None:
+        """An LLM call started while its persona's budget was already spent."""
+
+    def on_drop(self, reason: str) -> None:
+        """An event could not be used (``unknown_run``, ``duplicate_run``, ``evicted``)."""
+
+    def on_internal_error(self, component: str) -> None:
+        """Our own code failed somewhere (the app was not affected)."""
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush and release resources, within ``timeout`` seconds."""

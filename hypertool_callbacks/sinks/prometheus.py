@@ -1,0 +1,158 @@
+"""Prometheus sink: runs and derived facts become the catalog's metrics in a given registry."""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from hypertool_callbacks import catalog as c
+from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
+from hypertool_callbacks.context.runs import Run, Status
+from hypertool_callbacks.events import RunKind
+from hypertool_callbacks.sinks.base import Sink
+
+Metric = Counter | Gauge | Histogram
+
+# One set of metric objects per registry: a second sink on the same registry reuses them
+# instead of failing with "Duplicated timeseries".
+_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_LOCK = threading.Lock()
+
+
+def build_metrics(registry: CollectorRegistry) -> dict[str, Any]:
+    """The catalog's metrics registered in ``registry`` (created once per registry)."""
+    with _LOCK:
+        existing = _BY_REGISTRY.get(registry)
+        if existing is not None:
+            return existing
+        metrics: dict[str, Any] = {}
+        for spec in c.CATALOG:
+            metric: Metric
+            if spec.kind == "counter":
+                metric = Counter(spec.base_name, spec.help, spec.labels, registry=registry)
+            elif spec.kind == "gauge":
+                metric = Gauge(spec.base_name, spec.help, spec.labels, registry=registry,
+                               multiprocess_mode=spec.multiprocess_mode)  # type: ignore[arg-type]
+            else:
+                metric = Histogram(spec.base_name, spec.help, spec.labels, registry=registry,
+                                   buckets=spec.buckets)
+            metrics[spec.name] = metric
+        _BY_REGISTRY[registry] = metrics
+        return metrics
+
+
+class PrometheusSink(Sink):
+    """Writes the catalog's metrics.
+
+    Example::
+
+        registry = CollectorRegistry()
+        tracker = Tracker(config, sinks=[PrometheusSink(registry)])
+        registry.get_sample_value("hypertool_persona_switches_total", {...})
+    """
+
+    name = "prometheus"
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = REGISTRY if registry is None else registry
+        m = build_metrics(self.registry)
+        self._switches = m[c.PERSONA_SWITCHES.name]
+        self._persona_seconds = m[c.PERSONA_DURATION.name]
+        self._handoffs = m[c.PERSONA_HANDOFFS.name]
+        self._tokens = m[c.PERSONA_TOKENS.name]
+        self._token_details = m[c.PERSONA_TOKEN_DETAILS.name]
+        self._budget_limit = m[c.BUDGET_LIMIT.name]
+        self._budget_remaining = m[c.BUDGET_REMAINING.name]
+        self._budget_exceeded = m[c.BUDGET_EXCEEDED.name]
+        self._stage_seconds = m[c.STAGE_DURATION.name]
+        self._gates = m[c.QUALITY_GATE.name]
+        self._workflow_seconds = m[c.WORKFLOW_DURATION.name]
+        self._llm_requests = m[c.LLM_REQUESTS.name]
+        self._llm_seconds = m[c.LLM_DURATION.name]
+        self._first_token = m[c.LLM_FIRST_TOKEN.name]
+        self._usage_missing = m[c.LLM_USAGE_MISSING.name]
+        self._tool_calls = m[c.TOOL_CALLS.name]
+        self._tool_seconds = m[c.TOOL_DURATION.name]
+        self._dropped = m[c.EVENTS_DROPPED.name]
+        self._internal = m[c.INTERNAL_ERRORS.name]
+        # Exemplars exist only in the OpenMetrics text of a single process.
+        self._exemplars = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+    def _exemplar(self, run: Run | None) -> dict[str, str] | None:
+        if run is None or not self._exemplars or not run.trace_id:
+            return None
+        return {"trace_id": run.trace_id}
+
+    def _observe(self, metric: Any, labels: tuple[str, ...], value: float,
+                 run: Run | None = None) -> None:
+        metric.labels(*labels).observe(value, exemplar=self._exemplar(run))
+
+    def _inc(self, metric: Any, labels: tuple[str, ...], value: float = 1.0,
+             run: Run | None = None) -> None:
+        metric.labels(*labels).inc(value, exemplar=self._exemplar(run))
+
+    def on_run_end(self, run: Run) -> None:
+        status = run.status.value
+        if run.kind is RunKind.LLM:
+            self._llm_end(run, status)
+        elif run.kind is RunKind.TOOL:
+            self._inc(self._tool_calls, (run.label, run.persona, status), run=run)
+            self._observe(self._tool_seconds, (run.label, run.persona), run.duration, run)
+        if run.introduces_stage and run.status is not Status.EVICTED:
+            persona = run.stage_persona or run.persona
+            self._observe(self._stage_seconds, (run.workflow, run.stage, persona),
+                          run.duration, run)
+        if run.gate is not None and run.gate_result is not None:
+            self._inc(self._gates, (run.workflow, run.stage, run.gate, run.gate_result), run=run)
+        if run.parent is None:
+            self._observe(self._workflow_seconds, (run.workflow, status), run.duration, run)
+
+    def _llm_end(self, run: Run, status: str) -> None:
+        model, persona = run.label, run.persona
+        self._inc(self._llm_requests, (model, persona, status), run=run)
+        self._observe(self._llm_seconds, (model, persona, status), run.duration, run)
+        if run.first_token_mono is not None:
+            self._observe(self._first_token, (model, persona),
+                          max(0.0, run.first_token_mono - run.start_mono), run)
+        usage = run.usage
+        if usage is None:
+            if run.status is Status.OK:
+                self._inc(self._usage_missing, (model, persona), run=run)
+            return
+        suffix = "_estimated" if usage.estimated else ""
+        if usage.input_tokens:
+            self._inc(self._tokens, (persona, model, "input" + suffix), usage.input_tokens, run)
+        if usage.output_tokens:
+            self._inc(self._tokens, (persona, model, "output" + suffix), usage.output_tokens, run)
+        for detail, count in usage.details().items():
+            self._inc(self._token_details, (persona, model, detail), count, run)
+
+    def on_switch(self, switch: PersonaSwitch) -> None:
+        self._inc(self._switches, (switch.from_persona, switch.to_persona, switch.workflow),
+                  run=switch.run)
+
+    def on_stint(self, stint: PersonaStint) -> None:
+        self._persona_seconds.labels(stint.persona, stint.workflow).observe(stint.seconds)
+
+    def on_handoff(self, handoff: Handoff) -> None:
+        self._inc(self._handoffs, (handoff.from_persona, handoff.to_persona, handoff.workflow),
+                  run=handoff.run)
+
+    def on_budget(self, status: BudgetStatus) -> None:
+        self._budget_limit.labels(status.persona).set(status.limit)
+        self._budget_remaining.labels(status.persona).set(status.remaining)
+
+    def on_budget_exceeded(self, status: BudgetStatus) -> None:
+        self._budget_exceeded.labels(status.persona).inc()
+
+    def on_drop(self, reason: str) -> None:
+        self._dropped.labels(reason).inc()
+
+    def on_internal_error(self, component: str) -> None:
+        self._internal.labels(component).inc()
