@@ -74,6 +74,31 @@ class PersonaConfig(Matcher):
         return self
 
 
+class OtelSettings(_Strict):
+    """OpenTelemetry spans (``[otel]``). Exporters come from the standard ``OTEL_*`` env vars."""
+
+    enabled: bool | None = Field(
+        default=None, description="None: on when the opentelemetry SDK is installed")
+    capture_content: bool | None = Field(
+        default=None,
+        description="prompt/completion text in spans; None: follow "
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT (default off)")
+    content_max_chars: int = Field(default=4096, ge=0)
+    console: bool = Field(default=False, description="also print spans to stdout")
+    jsonl_path: str | None = Field(default=None, description="also append spans to this file")
+
+
+class LangfuseSettings(_Strict):
+    """Langfuse traces (``[langfuse]``). Keys and host come from ``LANGFUSE_*`` env vars."""
+
+    enabled: bool | None = Field(
+        default=None, description="None: on when LANGFUSE_PUBLIC_KEY and _SECRET_KEY are set")
+    persona_as_user: bool = Field(
+        default=False, description="use the persona as Langfuse user_id (per-persona analytics)")
+    capture_content: bool = Field(default=True, description="send inputs/outputs")
+    flush_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
 class Config(_Strict):
     """Everything hypertool-callbacks can be told. See README for each key."""
 
@@ -90,6 +115,8 @@ class Config(_Strict):
     extra_generic_names: list[str] = Field(default_factory=list)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_addr: str = "127.0.0.1"
+    otel: OtelSettings = Field(default_factory=OtelSettings)
+    langfuse: LangfuseSettings = Field(default_factory=LangfuseSettings)
 
     @field_validator("personas", "stages", "gates")
     @classmethod
@@ -106,7 +133,7 @@ class Config(_Strict):
 
 _SCALAR_KEYS = {
     name: info for name, info in Config.model_fields.items()
-    if name not in {"personas", "stages", "gates", "extra_generic_names"}
+    if name not in {"personas", "stages", "gates", "extra_generic_names", "otel", "langfuse"}
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -33,9 +34,24 @@ _scoped: contextvars.ContextVar[Any] = contextvars.ContextVar("hypertool_handler
 _original_init: Callable[..., None] | None = None
 _hook_registered = False
 
-SinkFactory = Callable[[Config], Iterable[Sink]]
-# Extra sinks built for the process-wide tracker (OTel, Langfuse register themselves here).
-default_sink_factories: list[SinkFactory] = []
+# Optional backends, in sink order: a sink that sets ``run.trace_id`` comes before the
+# Prometheus sink, which uses it for exemplars. Each module offers
+# ``default_sinks(config) -> list[Sink]`` and may be missing its optional dependencies.
+OPTIONAL_SINK_MODULES = ("hypertool_callbacks.sinks.otel", "hypertool_callbacks.sinks.langfuse")
+
+
+def default_sinks(config: Config, registry: CollectorRegistry | None = None) -> list[Sink]:
+    """The sinks the process-wide tracker uses: optional backends, then Prometheus."""
+    sinks: list[Sink] = []
+    for name in OPTIONAL_SINK_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            _log.debug("hypertool: %s unavailable: %s", name, exc)
+            continue
+        sinks.extend(module.default_sinks(config))
+    sinks.append(PrometheusSink(registry))
+    return sinks
 
 
 def build_tracker(
@@ -45,15 +61,10 @@ def build_tracker(
     sinks: Iterable[Sink] | None = None,
     clock: Clock | None = None,
 ) -> Tracker:
-    """A tracker with the Prometheus sink on ``registry`` (default: prometheus_client's)."""
+    """A tracker with the default sinks (Prometheus on ``registry``, default prometheus_client's
+    own; OTel and Langfuse when installed and enabled), or exactly ``sinks`` when given."""
     config = config or load_config()
-    chosen: list[Sink] = []
-    if sinks is None:
-        for factory in default_sink_factories:
-            chosen.extend(factory(config))
-        chosen.append(PrometheusSink(registry))
-    else:
-        chosen.extend(sinks)
+    chosen = default_sinks(config, registry) if sinks is None else list(sinks)
     return Tracker(config, chosen, clock)
 
 

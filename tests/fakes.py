@@ -1,0 +1,51 @@
+"""Scripted chat models for offline tests (real langchain-core fakes, lightly extended)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk
+
+
+def usage(inp: int, out: int, **details: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
+    meta.update(details)
+    return meta
+
+
+def reply(content: str = "", *, tokens: tuple[int, int] | None = (10, 5),
+          calls: Sequence[tuple[str, dict[str, Any]]] = ()) -> AIMessage:
+    """An AIMessage with optional tool calls ``[(name, args)]`` and usage ``(in, out)``."""
+    tool_calls = [{"name": name, "args": args, "id": f"call_{i}_{name}"}
+                  for i, (name, args) in enumerate(calls)]
+    return AIMessage(content=content, tool_calls=tool_calls,
+                     usage_metadata=usage(*tokens) if tokens else None)
+
+
+class ToolCallingFake(FakeMessagesListChatModel):
+    """A fake chat model that accepts ``bind_tools`` (returns itself) for agents."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ToolCallingFake:  # type: ignore[override]
+        return self
+
+
+class StreamingFake(FakeMessagesListChatModel):
+    """Streams its reply word by word; the last chunk carries usage (as providers do)."""
+
+    def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        response = self.responses[self.i % len(self.responses)]
+        self.i += 1
+        words = str(response.content).split(" ")
+        for n, word in enumerate(words):
+            chunk = AIMessageChunk(content=word if n == 0 else " " + word)
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.content, chunk=ChatGenerationChunk(
+                    message=chunk))
+            yield ChatGenerationChunk(message=chunk)
+        final = AIMessageChunk(content="", usage_metadata=getattr(response, "usage_metadata",
+                                                                  None))
+        yield ChatGenerationChunk(message=final)
