@@ -125,5 +125,6 @@ def markdown_table() -> str:
     rows = ["| metric | type | labels | description |", "|---|---|---|---|"]
     for spec in CATALOG:
         labels = ", ".join(f"`{label}`" for label in spec.labels)
-        rows.append(f"| `{spec.name}` | {spec.kind} | {labels} | {spec.help} |")
+        description = spec.help.replace("|", "\\|")  # a bare | would split the cell
+        rows.append(f"| `{spec.name}` | {spec.kind} | {labels} | {description} |")
     return "\n".join(rows)

@@ -9,6 +9,10 @@ from langchain_core.language_models.fake_chat_models import FakeMessagesListChat
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 
+from hypertool_callbacks.demo.fakes import ToolCallingFake
+
+__all__ = ["StreamingFake", "ToolCallingFake", "reply", "usage"]
+
 
 def usage(inp: int, out: int, **details: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
@@ -23,13 +27,6 @@ def reply(content: str = "", *, tokens: tuple[int, int] | None = (10, 5),
                   for i, (name, args) in enumerate(calls)]
     return AIMessage(content=content, tool_calls=tool_calls,
                      usage_metadata=usage(*tokens) if tokens else None)
-
-
-class ToolCallingFake(FakeMessagesListChatModel):
-    """A fake chat model that accepts ``bind_tools`` (returns itself) for agents."""
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> ToolCallingFake:  # type: ignore[override]
-        return self
 
 
 class StreamingFake(FakeMessagesListChatModel):

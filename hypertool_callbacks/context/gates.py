@@ -4,11 +4,13 @@ The exact rule (also in README):
   * the run ended with an error -> ``fail``;
   * otherwise the output decides, looked at up to 4 levels deep:
     - ``None``, empty strings/containers, ``False``, ``0`` -> ``fail``;
-    - a string whose first word is a failure word (``fail``, ``failed``, ``reject``, ``rejected``,
-      ``no``, ``false``, ``error``, ``blocked``, ``denied``...; any case) -> ``fail``;
+    - a string whose first word is a failure word (``fail``, ``failed``, ``failure``, ``reject``,
+      ``rejected``, ``false``, ``blocked``, ``denied``, ``invalid``; any case) -> ``fail``
+      (``"FAIL: no tests"`` fails, ``"No issues found"`` passes);
     - a mapping (or object) with a boolean ``passed``/``pass``/``ok``/``approved``/``success``/
-      ``valid`` -> that boolean; with ``verdict``/``result``/``status``/``decision``/``outcome`` ->
-      that value's verdict; a mapping with one entry -> that entry's verdict;
+      ``valid`` -> that boolean; else with a string or boolean ``verdict``/``result``/``status``/
+      ``decision``/``outcome``/``review``/``grade``/``evaluation`` -> that value's verdict;
+      else a mapping with one entry -> that entry's verdict;
     - a message-like object -> its ``content``; a LangGraph ``Command`` -> its ``update``;
     - a list/tuple -> its last element;
     - anything else -> ``pass``.
@@ -24,11 +26,12 @@ PASS = "pass"
 FAIL = "fail"
 
 FAILURE_WORDS = frozenset({
-    "fail", "failed", "failure", "failing", "reject", "rejected", "no", "false", "error",
-    "blocked", "block", "deny", "denied", "nok", "invalid", "unsafe",
+    "fail", "failed", "failure", "failing", "reject", "rejected", "false", "blocked", "denied",
+    "invalid",
 })
 BOOLEAN_KEYS = ("passed", "pass", "ok", "approved", "success", "valid")
-VERDICT_KEYS = ("verdict", "result", "status", "decision", "outcome")
+VERDICT_KEYS = ("verdict", "result", "status", "decision", "outcome", "review", "grade",
+                "evaluation")
 _FIRST_WORD = re.compile(r"\W*([A-Za-z]+)")
 _MAX_DEPTH = 4
 

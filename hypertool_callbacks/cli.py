@@ -1,0 +1,97 @@
+"""``hypertool-callbacks``: demo, config check, metric catalog, and the zero-code launcher."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hypertool_callbacks.config import ENV_ACTIVATE, load_config
+from hypertool_callbacks.errors import ConfigError
+
+
+def _config_check(path: str) -> int:
+    try:
+        config = load_config(path, environ={})
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{path}: OK")
+    for name, persona in config.personas.items():
+        budget = (f", budget {persona.budget_tokens} tokens per {persona.budget_scope}"
+                  if persona.budget_tokens else "")
+        print(f"  persona {name}{budget}")
+    for name in config.stages:
+        print(f"  stage {name}")
+    for name in config.gates:
+        print(f"  gate {name}")
+    return 0
+
+
+def _run(command: Sequence[str]) -> int:
+    """Run an unmodified program with hypertool-callbacks active (like opentelemetry-instrument)."""
+    if not command:
+        print("usage: hypertool-callbacks run [--] PROGRAM [ARGS...]", file=sys.stderr)
+        return 2
+    if command[0] == "--":
+        command = command[1:]
+    env = dict(os.environ)
+    env.setdefault(ENV_ACTIVATE, "true")
+    bootstrap = str(Path(__file__).parent / "_bootstrap")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (bootstrap, env.get("PYTHONPATH")) if p)
+    try:
+        os.execvpe(command[0], list(command), env)
+    except OSError as exc:
+        print(f"hypertool-callbacks run: cannot run {command[0]}: {exc}", file=sys.stderr)
+        return 127
+    return 0  # not reached
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hypertool-callbacks", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the offline multi-persona demo, serving /metrics")
+    demo.add_argument("--port", type=int, default=9464, help="metrics port (0: any free port)")
+    demo.add_argument("--addr", default="127.0.0.1", help="metrics bind address")
+    demo.add_argument("--iterations", type=int, default=0, help="workflow runs (0: forever)")
+    demo.add_argument("--interval", type=float, default=2.0, help="seconds between runs")
+    demo.add_argument("--scenario", choices=["all", "pipeline", "team"], default="all")
+    demo.add_argument("--spans", choices=["file", "console", "none"], default="file",
+                      help="where OpenTelemetry spans go (default: a JSON-lines file)")
+    demo.add_argument("--spans-file", default="hypertool-spans.jsonl")
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a configuration file")
+    check.add_argument("file")
+
+    sub.add_parser("metrics", help="print the metric catalog (Markdown)")
+
+    run = sub.add_parser("run", help="run a program with hypertool-callbacks active")
+    run.add_argument("program", nargs=argparse.REMAINDER)
+
+    args = parser.parse_args(argv)
+    if args.command == "config":
+        return _config_check(args.file)
+    if args.command == "metrics":
+        from hypertool_callbacks.catalog import markdown_table
+
+        print(markdown_table())
+        return 0
+    if args.command == "run":
+        return _run(args.program)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from hypertool_callbacks.demo.main import run_demo
+
+    return run_demo(
+        port=args.port, addr=args.addr, iterations=args.iterations, interval=args.interval,
+        scenario=args.scenario, spans=args.spans, spans_file=args.spans_file,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The demo's workflows produce the metrics the README promises, with exact values."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
+from hypertool_callbacks.context.tracker import Tracker
+from hypertool_callbacks.demo import pipeline, team
+
+MODEL = "fake-messages-list-chat-model"
+
+
+def test_pipeline_personas_gate_and_budget(
+    make_tracker: Callable[..., Tracker], sample: Callable[..., float]
+) -> None:
+    tracker = make_tracker(pipeline.CONFIG)
+    pipeline.run_once(pipeline.build(), [HypertoolCallbackHandler(tracker)])
+    wf = {"workflow": pipeline.WORKFLOW}
+    switches = [("planner", "backend-engineer", 1), ("backend-engineer", "qa-engineer", 2),
+                ("qa-engineer", "reviewer", 2), ("reviewer", "backend-engineer", 1),
+                ("reviewer", "release-manager", 1)]
+    for source, target, count in switches:
+        assert sample("hypertool_persona_switches_total", from_persona=source,
+                      to_persona=target, **wf) == count, (source, target)
+    gate = {"gate": "code-review", "stage": "review", **wf}
+    assert sample("hypertool_workflow_quality_gate_total", result="fail", **gate) == 1
+    assert sample("hypertool_workflow_quality_gate_total", result="pass", **gate) == 1
+    # Two attempts of (150+30) + (210+60) tokens against a budget of 600: the last call
+    # starts with 630 used, so it is counted as started over budget.
+    budget = {"persona": "backend-engineer"}
+    assert sample("hypertool_persona_token_budget_limit", **budget) == 600
+    assert sample("hypertool_persona_token_budget_remaining", **budget) == -300
+    assert sample("hypertool_persona_token_budget_exceeded_total", **budget) == 1
+    assert sample("hypertool_persona_tokens_used_total", persona="reviewer", model=MODEL,
+                  token_type="input") == 620
+    assert sample("hypertool_tool_calls_total", tool="run_tests", persona="qa-engineer",
+                  status="ok") == 2
+    assert sample("hypertool_workflow_stage_duration_seconds_count", stage="implement",
+                  persona="backend-engineer", **wf) == 2
+    assert tracker.live_runs == 0
+
+
+def test_team_needs_no_configuration(
+    make_tracker: Callable[..., Tracker], sample: Callable[..., float]
+) -> None:
+    tracker = make_tracker()
+    team.run_once(team.build(), [HypertoolCallbackHandler(tracker)])
+    wf = {"workflow": team.WORKFLOW}
+    for source, target in [("supervisor", "researcher"), ("researcher", "supervisor"),
+                           ("supervisor", "writer"), ("writer", "supervisor")]:
+        assert sample("hypertool_persona_switches_total", from_persona=source,
+                      to_persona=target, **wf) == 1
+    for target in ("researcher", "writer"):
+        assert sample("hypertool_persona_handoffs_total", from_persona="supervisor",
+                      to_persona=target, **wf) == 1
+    assert sample("hypertool_persona_tokens_used_total", persona="supervisor", model=MODEL,
+                  token_type="input") == 370
+    assert sample("hypertool_tool_calls_total", tool="web_search", persona="researcher",
+                  status="ok") == 1
+
+
+def test_demo_command_runs_offline(tmp_path: Path) -> None:
+    cli = Path(sys.executable).parent / "hypertool-callbacks"
+    done = subprocess.run(
+        [str(cli), "demo", "--iterations", "2", "--interval", "0", "--port", "0",
+         "--spans", "file", "--spans-file", str(tmp_path / "spans.jsonl")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "metrics at http://127.0.0.1:" in done.stdout
+    assert "2 iteration(s) done" in done.stdout
