@@ -33,18 +33,29 @@ THREAD_KEY = "thread_id"
 NODE_TAG_PREFIX = "graph:step:"
 
 
-def explicit(tags: Sequence[str], metadata: Mapping[str, Any], key: str) -> str | None:
-    """``hypertool_<key>`` metadata, else the last ``<key>:<value>`` tag (the innermost)."""
-    value = clean(metadata.get(f"hypertool_{key}"))
-    if value:
-        return value
-    prefix = f"{key}:"
-    for tag in reversed(tags):
-        if isinstance(tag, str) and tag.startswith(prefix):
-            value = clean(tag[len(prefix):])
-            if value:
-                return value
-    return None
+EXPLICIT_KEYS = ("persona", "stage", "workflow", "gate")
+_META_KEYS = tuple((key, f"hypertool_{key}") for key in EXPLICIT_KEYS)
+
+
+def explicit(tags: Sequence[str], metadata: Mapping[str, Any]) -> dict[str, str]:
+    """Explicit values by key: ``hypertool_<key>`` metadata, else the last ``<key>:<value>``
+    tag (the innermost). One pass over the tags for all keys: this runs for every run."""
+    found: dict[str, str] = {}
+    for tag in tags:
+        if not isinstance(tag, str):
+            continue
+        key, sep, value = tag.partition(":")
+        if sep and key in EXPLICIT_KEYS:
+            cleaned = clean(value)
+            if cleaned:
+                found[key] = cleaned
+    for key, meta_key in _META_KEYS:
+        raw = metadata.get(meta_key)
+        if raw is not None:
+            cleaned = clean(raw)
+            if cleaned:
+                found[key] = cleaned
+    return found
 
 
 def is_node_run(tags: Sequence[str], metadata: Mapping[str, Any]) -> bool:
@@ -80,10 +91,11 @@ class Resolver:
         if node_run and parent is not None:
             self._learn_graph(parent, node)
         run.agent = self._agent(run, parent, node_run)
-        self._persona(run, parent, node)
-        self._stage(run, parent, node, node_run)
-        self._workflow(run, parent)
-        self._gate(run, parent, node)
+        given = explicit(run.tags, run.metadata)
+        self._persona(run, parent, node, given.get("persona"))
+        self._stage(run, parent, node, node_run, given.get("stage"))
+        self._workflow(run, parent, given.get("workflow"))
+        self._gate(run, parent, node, given.get("gate"))
         if parent is None:
             thread = run.metadata.get(THREAD_KEY)
             run.execution = f"thread:{thread}" if isinstance(thread, str | int) else run.run_id
@@ -118,8 +130,7 @@ class Resolver:
             return declared
         return parent.agent if parent is not None else None
 
-    def _persona(self, run: Run, parent: Run | None, node: str) -> None:
-        value = explicit(run.tags, run.metadata, "persona")
+    def _persona(self, run: Run, parent: Run | None, node: str, value: str | None) -> None:
         source = Source.EXPLICIT
         if value is None and self.persona_rules:
             candidates = Candidates(
@@ -141,8 +152,8 @@ class Resolver:
             return
         run.persona, run.persona_source = self.personas.admit(value), source
 
-    def _stage(self, run: Run, parent: Run | None, node: str, node_run: bool) -> None:
-        value = explicit(run.tags, run.metadata, "stage")
+    def _stage(self, run: Run, parent: Run | None, node: str, node_run: bool,
+               value: str | None) -> None:
         source = Source.EXPLICIT
         if value is None and self.stage_rules:
             value = self.stage_rules.match(Candidates(name=run.name, agent="", node=node))
@@ -160,8 +171,7 @@ class Resolver:
             return
         run.stage, run.stage_source, run.stage_run = self.stages.admit(value), source, run
 
-    def _workflow(self, run: Run, parent: Run | None) -> None:
-        value = explicit(run.tags, run.metadata, "workflow")
+    def _workflow(self, run: Run, parent: Run | None, value: str | None) -> None:
         if value is not None:
             run.workflow = self.workflows.admit(value)
         elif parent is not None:
@@ -169,8 +179,7 @@ class Resolver:
         else:
             run.workflow = self.workflows.admit(clean(run.name) or UNKNOWN)
 
-    def _gate(self, run: Run, parent: Run | None, node: str) -> None:
-        value = explicit(run.tags, run.metadata, "gate")
+    def _gate(self, run: Run, parent: Run | None, node: str, value: str | None) -> None:
         if value is None and self.gate_rules and run.kind in (RunKind.CHAIN, RunKind.TOOL):
             value = self.gate_rules.match(Candidates(name=run.name, agent="", node=node))
         inherited = parent.extra.get("gate_scope") if parent is not None else None

@@ -81,6 +81,8 @@ class PrometheusSink(Sink):
         self._tool_seconds = m[c.TOOL_DURATION.name]
         self._dropped = m[c.EVENTS_DROPPED.name]
         self._internal = m[c.INTERNAL_ERRORS.name]
+        # Label values are bounded upstream, so this cache is bounded too.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         # Exemplars exist only in the OpenMetrics text of a single process.
         self._exemplars = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
@@ -89,13 +91,21 @@ class PrometheusSink(Sink):
             return None
         return {"trace_id": run.trace_id}
 
+    def _child(self, metric: Any, labels: tuple[str, ...]) -> Any:
+        # metric.labels() validates and locks on every call; label sets repeat endlessly.
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def _observe(self, metric: Any, labels: tuple[str, ...], value: float,
                  run: Run | None = None) -> None:
-        metric.labels(*labels).observe(value, exemplar=self._exemplar(run))
+        self._child(metric, labels).observe(value, exemplar=self._exemplar(run))
 
     def _inc(self, metric: Any, labels: tuple[str, ...], value: float = 1.0,
              run: Run | None = None) -> None:
-        metric.labels(*labels).inc(value, exemplar=self._exemplar(run))
+        self._child(metric, labels).inc(value, exemplar=self._exemplar(run))
 
     def on_run_end(self, run: Run) -> None:
         status = run.status.value
