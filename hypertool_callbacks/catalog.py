@@ -71,7 +71,8 @@ BUDGET_EXCEEDED = MetricSpec(
     "LLM calls that started while the persona's budget was already spent.", ("persona",))
 STAGE_DURATION = MetricSpec(
     "hypertool_workflow_stage_duration_seconds", "histogram",
-    "Duration of a workflow stage; persona is the first persona acting in it.",
+    "Duration of a workflow stage; persona is the first persona whose LLM or tool call ran in "
+    "it.",
     ("workflow", "stage", "persona"), WORK_SECONDS)
 QUALITY_GATE = MetricSpec(
     "hypertool_workflow_quality_gate_total", "counter",
@@ -92,7 +93,7 @@ LLM_FIRST_TOKEN = MetricSpec(
     ("model", "persona"), FIRST_TOKEN_SECONDS)
 LLM_USAGE_MISSING = MetricSpec(
     "hypertool_llm_usage_missing_total", "counter",
-    "LLM calls that reported no token usage (not guessed unless estimation is enabled).",
+    "LLM calls that reported no token usage (also when estimate_missing_usage fills in).",
     ("model", "persona"))
 TOOL_CALLS = MetricSpec(
     "hypertool_tool_calls_total", "counter",
@@ -102,7 +103,8 @@ TOOL_DURATION = MetricSpec(
     "Tool call latency.", ("tool", "persona"), TOOL_SECONDS)
 EVENTS_DROPPED = MetricSpec(
     "hypertool_events_dropped_total", "counter",
-    "Framework events hypertool could not use (unknown_run, duplicate_run, evicted).",
+    "Framework events hypertool could not use (unknown_run, duplicate_run, evicted; "
+    "unknown_parent: tracked as a root because its parent was never seen).",
     ("reason",))
 INTERNAL_ERRORS = MetricSpec(
     "hypertool_internal_errors_total", "counter",

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from hypertool_callbacks.clock import Clock
 from hypertool_callbacks.config import ENV_ACTIVATE, Config, load_config
 from hypertool_callbacks.context.tracker import Tracker
+from hypertool_callbacks.errors import ConfigError
 from hypertool_callbacks.sinks.base import Sink
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 
@@ -76,6 +77,20 @@ def get_tracker() -> Tracker:
             if _tracker is None:
                 _tracker = build_tracker()
     return _tracker
+
+
+def get_tracker_or_disabled() -> Tracker:
+    """:func:`get_tracker`, except that an invalid configuration is logged (once, as an error)
+    and answered with a tracker that has no sinks: used where raising would break the app."""
+    global _tracker
+    try:
+        return get_tracker()
+    except ConfigError as exc:
+        with _lock:
+            if _tracker is None:
+                _log.error("hypertool-callbacks disabled: %s", exc)
+                _tracker = Tracker(Config(), sinks=())
+            return _tracker
 
 
 def set_tracker(tracker: Tracker | None) -> Tracker | None:

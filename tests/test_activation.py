@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
@@ -76,3 +77,23 @@ def test_handler_passed_explicitly_is_not_doubled_by_the_hook(
     handler = hypertool_callbacks.HypertoolCallbackHandler(tracker)
     model.invoke("hi", config={"callbacks": [handler], "tags": ["persona:solo"]})
     assert sample("hypertool_persona_tokens_used_total", **LABELS) == 3
+
+
+def test_invalid_config_file_never_breaks_a_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler built without a tracker loads the configuration inside LangChain's callback:
+    a bad file is reported loudly, and the chain still runs."""
+    (tmp_path / "hypertool.toml").write_text("[personas.solo]\nbudjet_tokens = 5\n")
+    monkeypatch.chdir(tmp_path)
+    previous = set_tracker(None)
+    try:
+        with pytest.raises(hypertool_callbacks.ConfigError):
+            hypertool_callbacks.get_tracker()  # the explicit API fails loudly
+        model = FakeMessagesListChatModel(responses=[reply("fine")])
+        handler = hypertool_callbacks.HypertoolCallbackHandler()
+        assert model.invoke("hi", config={"callbacks": [handler]}).content == "fine"
+        assert handler.tracker.sinks == []
+        assert "personas.solo.budjet_tokens" in caplog.text
+    finally:
+        set_tracker(previous)

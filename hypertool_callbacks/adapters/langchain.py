@@ -189,9 +189,11 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
     @property
     def tracker(self) -> Tracker:
         if self._tracker is None:
-            from hypertool_callbacks.runtime import get_tracker
+            from hypertool_callbacks.runtime import get_tracker_or_disabled
 
-            self._tracker = get_tracker()
+            # Inside a LangChain callback a ConfigError would break the app: the runtime
+            # logs it loudly once and hands out a tracker with no sinks instead.
+            self._tracker = get_tracker_or_disabled()
         return self._tracker
 
     @property
@@ -276,7 +278,13 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
 
     @_guarded
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        usage, model = usage_from_result(response)
+        try:
+            usage, model = usage_from_result(response)
+        except Exception as exc:  # an odd provider result must not leave the run open
+            if self.tracker.config.strict:
+                raise
+            self.tracker.internal_error("langchain.on_llm_end", exc)
+            usage, model = None, None
         self._end(run_id, response, usage=usage, response_model=model)
 
     @_guarded

@@ -5,13 +5,14 @@ The exact rule (also in README):
   * otherwise the output decides, looked at up to 4 levels deep:
     - ``None``, empty strings/containers, ``False``, ``0`` -> ``fail``;
     - a string whose first word is a failure word (``fail``, ``failed``, ``failure``, ``reject``,
-      ``rejected``, ``false``, ``blocked``, ``denied``, ``invalid``; any case) -> ``fail``
-      (``"FAIL: no tests"`` fails, ``"No issues found"`` passes);
+      ``rejected``, ``false``, ``blocked``, ``denied``, ``invalid``, ``not``; any case) ->
+      ``fail`` (``"FAIL: no tests"`` and ``"Not approved"`` fail, ``"No issues found"`` passes);
     - a mapping (or object) with a boolean ``passed``/``pass``/``ok``/``approved``/``success``/
       ``valid`` -> that boolean; else with a string or boolean ``verdict``/``result``/``status``/
       ``decision``/``outcome``/``review``/``grade``/``evaluation`` -> that value's verdict;
       else a mapping with one entry -> that entry's verdict;
-    - a message-like object -> its ``content``; a LangGraph ``Command`` -> its ``update``;
+    - a message-like object -> its ``content``; a LangGraph ``Command`` -> its ``update``
+      (a routing-only ``Command`` without update passes);
     - a list/tuple -> its last element;
     - anything else -> ``pass``.
 """
@@ -27,7 +28,7 @@ FAIL = "fail"
 
 FAILURE_WORDS = frozenset({
     "fail", "failed", "failure", "failing", "reject", "rejected", "false", "blocked", "denied",
-    "invalid",
+    "invalid", "not",
 })
 BOOLEAN_KEYS = ("passed", "pass", "ok", "approved", "success", "valid")
 VERDICT_KEYS = ("verdict", "result", "status", "decision", "outcome", "review", "grade",
@@ -39,7 +40,10 @@ _MAX_DEPTH = 4
 def verdict(error: BaseException | None, output: Any) -> str:
     if error is not None:
         return FAIL
-    return PASS if _passes(output, 0) else FAIL
+    try:
+        return PASS if _passes(output, 0) else FAIL
+    except Exception:  # an output object whose attributes raise: it did not fail the run
+        return PASS
 
 
 def _passes(value: Any, depth: int) -> bool:
@@ -63,7 +67,8 @@ def _passes(value: Any, depth: int) -> bool:
     if hasattr(value, "content"):  # a chat message
         return _passes(value.content, depth + 1)
     if type(value).__name__ == "Command" and hasattr(value, "update"):
-        return _passes(value.update, depth + 1)
+        # A routing-only Command (no update) moved on: that is not a failure.
+        return value.update is None or _passes(value.update, depth + 1)
     return _passes_fields(lambda key: getattr(value, key, None), -1, [], depth)
 
 

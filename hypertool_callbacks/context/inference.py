@@ -193,6 +193,14 @@ class Resolver:
         if value != inherited:
             run.gate = self.gates.admit(value)
 
+    def agent_persona(self, agent: str) -> str:
+        """The persona an agent known only by name resolves to (configured rules, else itself)."""
+        if self.persona_rules:
+            found = self.persona_rules.match(Candidates(name=agent, agent=agent, node=agent))
+            if found:
+                return found
+        return agent
+
     def model_label(self, model: str | None) -> str:
         return self.models.admit(clean(model) or UNKNOWN)
 

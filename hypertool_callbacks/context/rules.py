@@ -10,10 +10,27 @@ from dataclasses import dataclass
 from hypertool_callbacks.config import Matcher, PersonaConfig
 
 
-# Globs match the whole name; regexes search anywhere in it (``re.search`` semantics).
-def _any_of(globs: list[str], regexes: list[str] | None = None) -> re.Pattern[str] | None:
-    parts = [fnmatch.translate(g) for g in globs] + [f"(?s:.*?)(?:{r})" for r in regexes or ()]
-    return re.compile("|".join(parts)) if parts else None
+@dataclass(frozen=True, slots=True)
+class _Patterns:
+    """Globs match the whole name (one combined pattern: they cannot clash); regexes search
+    anywhere in it, each compiled on its own so inline flags and group names stay local."""
+
+    glob: re.Pattern[str] | None
+    regexes: tuple[re.Pattern[str], ...]
+
+    def __call__(self, text: str) -> bool:
+        if not text:
+            return False
+        if self.glob is not None and self.glob.match(text):
+            return True
+        return any(r.search(text) for r in self.regexes)
+
+
+def _any_of(globs: list[str], regexes: list[str] | None = None) -> _Patterns | None:
+    if not globs and not regexes:
+        return None
+    glob = re.compile("|".join(fnmatch.translate(g) for g in globs)) if globs else None
+    return _Patterns(glob, tuple(re.compile(r) for r in regexes or ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +58,11 @@ class CompiledMatcher:
         self.tools = _any_of(tools)
 
     def matches(self, c: Candidates) -> bool:
-        if self.names is not None and (
-            (c.name and self.names.match(c.name)) or (c.agent and self.names.match(c.agent))
-        ):
+        if self.names is not None and (self.names(c.name) or self.names(c.agent)):
             return True
-        if self.nodes is not None and c.node and self.nodes.match(c.node):
+        if self.nodes is not None and self.nodes(c.node):
             return True
-        if self.tools is not None and c.tool and self.tools.match(c.tool):
+        if self.tools is not None and self.tools(c.tool):
             return True
         return bool(c.system_prompt) and any(k in c.system_prompt for k in self.keywords)
 

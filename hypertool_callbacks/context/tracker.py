@@ -10,14 +10,14 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hypertool_callbacks.clock import Clock, SystemClock
 from hypertool_callbacks.config import Config
 from hypertool_callbacks.context import gates
 from hypertool_callbacks.context.budget import BudgetBook
-from hypertool_callbacks.context.inference import Resolver, is_node_run
+from hypertool_callbacks.context.inference import NODE_KEY, Resolver, is_node_run
 from hypertool_callbacks.context.labels import clean
 from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
 from hypertool_callbacks.context.runs import UNKNOWN, Run, RunTree, Status
@@ -37,6 +37,9 @@ class _Execution:
     persona: str | None = None
     since: float | None = None  # None between two invocations of the same thread
     workflow: str = UNKNOWN
+    # Handoffs signalled but not yet landed, by target node name: the target's persona is
+    # known only when its node starts (it may be renamed by a rule or an explicit persona).
+    handoffs: dict[str, Handoff] = field(default_factory=dict)
 
 
 # What to tell sinks once the lock is released: (method name, argument).
@@ -83,6 +86,9 @@ class Tracker:
                 notes.append(("on_drop", "duplicate_run"))
                 run = None
             else:
+                if event.parent_id and self._runs.get(event.parent_id) is None:
+                    # Parent never seen (handler attached mid-run) or evicted: a root now.
+                    notes.append(("on_drop", "unknown_parent"))
                 run = self._new_run(event, now_ns, now)
                 self._act(run, now, now_ns, notes)
                 if run.kind is RunKind.LLM:
@@ -182,10 +188,14 @@ class Tracker:
 
     def _act(self, run: Run, now: float, now_ns: int, notes: list[_Note]) -> None:
         """Switch rule: a run whose persona is known and differs from the acting one."""
+        self._land_handoff(run, notes)
         if run.persona == UNKNOWN:
             return
         stage_run = run.stage_run
-        if stage_run is not None and stage_run.stage_persona is None:
+        # A stage's persona is the first one doing work in it (an LLM or tool call), not the
+        # agent whose graph merely hosts the node that runs a sub-agent.
+        if (stage_run is not None and stage_run.stage_persona is None
+                and run.kind in (RunKind.LLM, RunKind.TOOL)):
             stage_run.stage_persona = run.persona
         state = self._execution(run)
         if state.persona == run.persona:
@@ -238,15 +248,33 @@ class Tracker:
     def _handoff(self, run: Run, target_name: str, notes: list[_Note]) -> None:
         target = clean(target_name)
         # The Command a handoff tool returns travels up through the enclosing nodes: count the
-        # handoff once, at the innermost run that made it.
-        if not target or target == run.persona or run.extra.get("handoff_to") == target:
+        # handoff once, at the innermost run that made it. Only a persona hands off (never
+        # 'unknown'), and only to another unit of work (never to 'tools', 'model', ...).
+        if (not target or target in self.resolver.generic or run.persona == UNKNOWN
+                or target == run.persona or run.extra.get("handoff_to") == target):
             return
         ancestor: Run | None = run
         while ancestor is not None:
             ancestor.extra["handoff_to"] = target
             ancestor = ancestor.parent
-        notes.append(("on_handoff", Handoff(
-            run.persona, self.resolver.personas.admit(target), run.workflow, run)))
+        state = self._executions.get(run.execution)
+        if state is not None:
+            state.handoffs[target] = Handoff(run.persona, target, run.workflow, run)
+
+    def _land_handoff(self, run: Run, notes: list[_Note]) -> None:
+        """The node a pending handoff targets starts: record it to the persona it runs as."""
+        state = self._executions.get(run.execution)
+        if state is None or not state.handoffs or not is_node_run(run.tags, run.metadata):
+            return
+        pending = state.handoffs.pop(clean(run.metadata.get(NODE_KEY)) or "", None)
+        if pending is None:
+            return
+        # A node hosting a sub-agent has no persona of its own yet: name it like the agent.
+        to = run.persona if run.persona != UNKNOWN else self.resolver.agent_persona(
+            pending.to_persona)
+        if to != pending.from_persona:
+            handoff = replace(pending, to_persona=self.resolver.personas.admit(to))
+            notes.append(("on_handoff", handoff))
 
     def _end_execution(self, root: Run, now: float, notes: list[_Note]) -> None:
         state = self._executions.get(root.execution)
@@ -307,6 +335,9 @@ def _text_size(value: Any, depth: int = 0) -> int:
         return sum(_text_size(v, depth + 1) for v in list(value.values())[:100])
     if isinstance(value, list | tuple):
         return sum(_text_size(v, depth + 1) for v in value[:100])
+    generations = getattr(value, "generations", None)  # an LLM result
+    if isinstance(generations, list):
+        return _text_size(generations, depth + 1)
     content = getattr(value, "content", None)
     if content is not None:
         return _text_size(content, depth + 1)

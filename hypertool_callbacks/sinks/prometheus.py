@@ -131,9 +131,9 @@ class PrometheusSink(Sink):
             self._observe(self._first_token, (model, persona),
                           max(0.0, run.first_token_mono - run.start_mono), run)
         usage = run.usage
+        if (usage is None or usage.estimated) and run.status is Status.OK:
+            self._inc(self._usage_missing, (model, persona), run=run)
         if usage is None:
-            if run.status is Status.OK:
-                self._inc(self._usage_missing, (model, persona), run=run)
             return
         suffix = "_estimated" if usage.estimated else ""
         if usage.input_tokens:
