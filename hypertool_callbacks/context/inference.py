@@ -98,9 +98,12 @@ class Resolver:
         self._gate(run, parent, node, given.get("gate"))
         if parent is None:
             thread = run.metadata.get(THREAD_KEY)
-            run.execution = f"thread:{thread}" if isinstance(thread, str | int) else run.run_id
+            run.thread_id = str(thread) if isinstance(thread, str | int) else None
+            # Scoped by workflow: two apps in one process may both use thread "1".
+            run.execution = (f"thread:{run.workflow}:{run.thread_id}" if run.thread_id
+                             else run.run_id)
         else:
-            run.execution = parent.execution
+            run.execution, run.thread_id = parent.execution, parent.thread_id
 
     def _learn_graph(self, graph: Run, node: str) -> None:
         """A node run starting tells us its parent is a graph; learn once whether it is an agent.

@@ -58,6 +58,7 @@ class Run:
     agent: str | None = None  # innermost named agent (graph) this run belongs to
     is_graph: bool = False  # a LangGraph graph (learned when its first node starts)
     execution: str = ""  # workflow execution key: LangGraph thread_id or the root run id
+    thread_id: str | None = None  # LangGraph thread_id (checkpointer), when there is one
     stage_run: Run | None = None  # the run that introduced this run's stage
     stage_persona: str | None = None  # first acting persona seen inside the stage
     gate: str | None = None  # quality gate this run introduces
