@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -35,22 +34,32 @@ _scoped: contextvars.ContextVar[Any] = contextvars.ContextVar("hypertool_handler
 _original_init: Callable[..., None] | None = None
 _hook_registered = False
 
-# Optional backends, in sink order: a sink that sets ``run.trace_id`` comes before the
-# Prometheus sink, which uses it for exemplars. Each module offers
-# ``default_sinks(config) -> list[Sink]`` and may be missing its optional dependencies.
-OPTIONAL_SINK_MODULES = ("hypertool_callbacks.sinks.otel", "hypertool_callbacks.sinks.langfuse")
-
-
-def default_sinks(config: Config, registry: CollectorRegistry | None = None) -> list[Sink]:
-    """The sinks the process-wide tracker uses: optional backends, then Prometheus."""
+def default_sinks(
+    config: Config,
+    registry: CollectorRegistry | None = None,
+    *,
+    tracer_provider: Any = None,
+    mask: Callable[[str], str] | None = None,
+) -> list[Sink]:
+    """The process-wide tracker's sinks, in order: OTel (sets ``run.trace_id``), Langfuse
+    (uses it), Prometheus (uses it for exemplars). A backend whose optional dependencies are
+    missing is skipped; one that fails to start is logged and skipped."""
     sinks: list[Sink] = []
-    for name in OPTIONAL_SINK_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as exc:
-            _log.debug("hypertool: %s unavailable: %s", name, exc)
-            continue
-        sinks.extend(module.default_sinks(config))
+    try:
+        from hypertool_callbacks.sinks import otel
+    except ImportError as exc:
+        _log.debug("hypertool: OpenTelemetry sink unavailable: %s", exc)
+    else:
+        sinks.extend(otel.default_sinks(config, tracer_provider=tracer_provider, mask=mask))
+    try:
+        from hypertool_callbacks.sinks import langfuse
+
+        sinks.extend(langfuse.default_sinks(config, registry))
+    except ImportError as exc:
+        _log.debug("hypertool: Langfuse sink unavailable: %s", exc)
+    except Exception:
+        # A misconfigured extra backend must not cost the app its metrics and spans.
+        _log.exception("hypertool: the Langfuse sink failed to start; continuing without it")
     sinks.append(PrometheusSink(registry))
     return sinks
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -72,3 +73,8 @@ def test_demo_command_runs_offline(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "metrics at http://127.0.0.1:" in done.stdout
     assert "2 iteration(s) done" in done.stdout
+    spans = [json.loads(line) for line in (tmp_path / "spans.jsonl").read_text().splitlines()]
+    personas = {span["attributes"].get("hypertool.persona") for span in spans}
+    assert {"planner", "backend-engineer", "reviewer", "supervisor", "researcher"} <= personas
+    agents = {span["name"] for span in spans if span["name"].startswith("invoke_agent ")}
+    assert {"invoke_agent researcher", "invoke_agent writer"} <= agents

@@ -118,9 +118,11 @@ def test_child_explicit_overrides_parent_explicit(make_tracker: MakeTracker) -> 
 def test_agent_of_a_named_subgraph_is_the_structural_persona(make_tracker: MakeTracker) -> None:
     """``create_react_agent(name="researcher")``: a graph whose nodes are agent-internal."""
     tracker = make_tracker()
-    start(tracker, "graph", name="researcher")
+    graph = start(tracker, "graph", name="researcher")
     run = node(tracker, "n1", "graph", "agent")
-    assert (run.persona, run.persona_source) == ("researcher", Source.STRUCTURE)
+    # Learned when the first node starts: the graph run is the agent, its nodes inherit it.
+    assert (graph.persona, graph.persona_source) == ("researcher", Source.STRUCTURE)
+    assert (run.persona, run.persona_source) == ("researcher", Source.INHERITED)
 
 
 def test_workflow_graph_nodes_are_not_personas(make_tracker: MakeTracker) -> None:

@@ -123,6 +123,12 @@ class Resolver:
             name = self._named(graph.name) if node in self.generic else None
         if name:
             graph.agent = name
+            # The graph run started before it was known to be an agent: it is that agent
+            # (so its span/observation carries the persona), unless something stronger said
+            # otherwise. Switches are not rewritten: its first node run makes the switch.
+            if graph.persona_source in (Source.INHERITED, Source.NONE):
+                graph.persona = self.personas.admit(self.agent_persona(name))
+                graph.persona_source = Source.STRUCTURE
 
     def _agent(self, run: Run, parent: Run | None, node_run: bool) -> str | None:
         """Innermost named agent: the graph a node runs in, or a newly entered ``lc_agent_name``."""

@@ -93,6 +93,17 @@ class Run:
         return max(0.0, self.end_mono - self.start_mono)
 
     @property
+    def is_agent(self) -> bool:
+        """The run that *is* an agent: the graph (or root run) that introduces ``agent``.
+        Runs inside it inherit ``agent`` and are not agents themselves."""
+        if self.agent is None:
+            return False
+        parent = self.parent
+        if parent is None:
+            return True
+        return self.is_graph and parent.agent != self.agent
+
+    @property
     def introduces_stage(self) -> bool:
         return self.stage_run is self and self.stage != UNKNOWN
 

@@ -253,6 +253,7 @@ class Tracker:
         if (not target or target in self.resolver.generic or run.persona == UNKNOWN
                 or target == run.persona or run.extra.get("handoff_to") == target):
             return
+        run.handoff_to = target
         ancestor: Run | None = run
         while ancestor is not None:
             ancestor.extra["handoff_to"] = target

@@ -1,0 +1,363 @@
+"""Langfuse sink: one Langfuse trace per workflow execution, one observation per run.
+
+How runs become observations:
+  * LLM runs are ``generation`` observations (model, parameters, usage details, completion
+    start time of streams); tools ``tool``, retrievers ``retriever``, the graph run of a named
+    agent ``agent``, other chains ``chain``.
+  * Persona, stage, workflow, agent and gate go into each observation's metadata; user,
+    session, tags (``persona:<p>``, ``workflow:<w>``) and trace name are set on every
+    observation from the run itself, not from a context, so threads and asyncio cannot lose
+    them (the Langfuse LangChain handler loses them in async runs).
+  * The trace id is ``run.trace_id`` (set by the OTel sink, which comes first), so one id finds
+    a run in Prometheus exemplars, the OTel backend and Langfuse. Without an OTel sink this
+    sink makes one per root run and sets ``run.trace_id`` for the Prometheus exemplars.
+
+Spans are opened at run start with the run's own start time, and typed and filled at run end:
+only then is it known whether a chain is an agent's graph. The SDK's ``start_observation``
+takes neither a start time nor a late type, so the span comes from the client's own tracer
+and is wrapped in the SDK's public observation classes (which serialize and mask as usual).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import random
+import re
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from langfuse import (
+    Langfuse,
+    LangfuseAgent,
+    LangfuseChain,
+    LangfuseEmbedding,
+    LangfuseGeneration,
+    LangfuseOtelSpanAttributes,
+    LangfuseRetriever,
+    LangfuseTool,
+)
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from hypertool_callbacks.config import Config
+from hypertool_callbacks.context.inference import THREAD_KEY
+from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
+from hypertool_callbacks.events import RunKind, Usage
+from hypertool_callbacks.safety import RateLimitedLog
+from hypertool_callbacks.sinks.base import Sink
+from hypertool_callbacks.sinks.langfuse_export import connect, keys_configured, run_bounded
+
+_log = logging.getLogger(__name__)
+
+USER_KEY = "langfuse_user_id"
+SESSION_KEY = "langfuse_session_id"
+TAGS_KEY = "langfuse_tags"
+_SPAN = "langfuse.span"  # our key in Run.extra
+_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+_MAX_ATTR = 200  # Langfuse drops longer user/session/tag values
+_MAX_STATUS = 1000
+_CLASSES: dict[str, Callable[..., Any]] = {
+    "generation": LangfuseGeneration, "embedding": LangfuseEmbedding, "tool": LangfuseTool,
+    "retriever": LangfuseRetriever, "agent": LangfuseAgent, "chain": LangfuseChain,
+}
+Mask = Callable[[Any], Any]
+A = LangfuseOtelSpanAttributes
+
+
+def observation_type(run: Run) -> str:
+    """The Langfuse observation type of a run (valid once the run has ended)."""
+    if run.kind is RunKind.LLM:
+        return "generation"
+    if run.kind is RunKind.EMBEDDING:
+        return "embedding"
+    if run.kind is RunKind.TOOL:
+        return "tool"
+    if run.kind is RunKind.RETRIEVER:
+        return "retriever"
+    if run.is_agent:
+        return "agent"
+    return "chain"
+
+
+def usage_details(usage: Usage) -> dict[str, int]:
+    """Langfuse usage keys. Details are split out of input/output, as Langfuse's own
+    integrations do, so that summing the keys (cost, totals) counts no token twice."""
+    cache_read, cache_creation = usage.cache_read_tokens, usage.cache_creation_tokens
+    details = {
+        "input": max(0, usage.input_tokens - cache_read - cache_creation),
+        "output": max(0, usage.output_tokens - usage.reasoning_tokens),
+        "total": usage.total_tokens or usage.input_tokens + usage.output_tokens,
+        "input_cache_read": cache_read,
+        "input_cache_creation": cache_creation,
+        "output_reasoning": usage.reasoning_tokens,
+    }
+    return {key: value for key, value in details.items()
+            if value or key in ("input", "output", "total")}
+
+
+def _metadata(run: Run) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "persona": run.persona, "stage": run.stage, "workflow": run.workflow,
+        "agent": run.agent, "gate": run.gate, "gate_result": run.gate_result,
+        "handoff_to": run.handoff_to,
+    }
+    if run.usage is not None and run.usage.estimated:
+        values["usage_estimated"] = True
+    if run.status is Status.EVICTED:
+        values["status"] = Status.EVICTED.value
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+        return str(value)[:_MAX_ATTR]
+    return None
+
+
+def _lookup(run: Run, key: str) -> Any:
+    # LangChain copies metadata to child runs; the root is the fallback for other adapters.
+    value = run.metadata.get(key)
+    return value if value is not None else run.root.metadata.get(key)
+
+
+def _llm_input(inputs: Any) -> Any:
+    # One prompt (or one message list) per call in practice: drop the batch level.
+    if isinstance(inputs, list) and len(inputs) == 1:
+        return inputs[0]
+    return inputs
+
+
+def _llm_output(outputs: Any) -> Any:
+    generations = getattr(outputs, "generations", None)
+    if not isinstance(generations, list):
+        return outputs
+    items = [getattr(g, "message", None) or getattr(g, "text", None)
+             for batch in generations for g in batch]
+    return items[0] if len(items) == 1 else items
+
+
+def _datetime(ns: int) -> datetime:
+    # Integer arithmetic: a float of ns since 1970 is off by a microsecond now and then.
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=rest // 1000)
+
+
+def _new_trace_id() -> str:
+    return secrets.token_hex(16)
+
+
+class LangfuseSink(Sink):
+    """Sends every run to Langfuse as an observation of its workflow's trace.
+
+    Example::
+
+        sink = LangfuseSink()                       # client from the LANGFUSE_* env vars
+        tracker = Tracker(config, sinks=[otel_sink, sink, PrometheusSink(registry)])
+        ...
+        tracker.shutdown(timeout=5.0)               # bounded flush
+
+    ``client``: an existing ``langfuse.Langfuse`` client (flushed, never shut down, by this
+    sink; export failures are counted only for the client this sink builds itself). Without
+    it the client comes from the ``LANGFUSE_*`` env vars (:class:`ConfigError` without keys).
+    ``mask(value) -> value`` is applied to every input and output; if it raises, the content
+    is dropped. ``registry`` receives ``hypertool_langfuse_export_failures_total``.
+    """
+
+    name = "langfuse"
+
+    def __init__(
+        self,
+        client: Langfuse | None = None,
+        *,
+        persona_as_user: bool = False,
+        capture_content: bool = True,
+        mask: Mask | None = None,
+        registry: CollectorRegistry | None = None,
+        flush_timeout: float = 5.0,
+    ) -> None:
+        self._provider: TracerProvider | None = None
+        self._owned = client is None
+        if client is None:
+            connection = connect(registry=registry)
+            client, self._provider = connection.client, connection.provider
+        self.client = client
+        tracer = getattr(client, "_otel_tracer", None)
+        if tracer is None or not hasattr(tracer, "start_span"):
+            raise TypeError(f"unsupported Langfuse client {type(client).__name__}: no tracer")
+        self._tracer: trace.Tracer = tracer
+        self.persona_as_user = persona_as_user
+        self.capture_content = capture_content
+        self.mask = mask
+        self.flush_timeout = flush_timeout
+        self._closed = False
+        self._warn = RateLimitedLog(_log)
+        if self._owned:
+            atexit.register(self._at_exit)
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def on_run_start(self, run: Run) -> None:
+        if self._closed:
+            return
+        root = run.root
+        if root.trace_id is None:  # no OTel sink before us: the exemplars still get one
+            root.trace_id = _new_trace_id()
+        if run.trace_id is None:
+            run.trace_id = root.trace_id
+        parent = self._parent_span(run)
+        attributes: dict[str, Any] = {}
+        if parent is None:
+            parent = self._trace_parent(root.trace_id)
+            attributes[A.AS_ROOT] = True
+        # A fresh context: the app's current span and baggage must not leak in.
+        context = trace.set_span_in_context(parent, Context())
+        span = self._tracer.start_span(run.name, context=context, start_time=run.start_ns)
+        span.set_attributes(attributes)
+        run.extra[_SPAN] = span
+
+    def on_run_end(self, run: Run) -> None:
+        span = run.extra.get(_SPAN)
+        if span is None or self._closed:
+            return
+        try:
+            # Set at the end: a graph run learns its agent persona after it started.
+            span.set_attributes(self._trace_attributes(run))
+            kind = observation_type(run)
+            _CLASSES[kind](otel_span=span, langfuse_client=self.client, **self._fields(run, kind))
+        finally:
+            # End it even if filling it failed: an unended span is never exported.
+            span.end(end_time=run.end_ns)
+
+    def _trace_parent(self, trace_id: str) -> trace.Span:
+        """The SDK's own way to start a trace with a given id: a sampled, non-recording parent
+        carrying it (the observation is then marked as the trace's root)."""
+        if not _TRACE_ID.match(trace_id):
+            self._warn.warning("trace_id", "hypertool: invalid trace id %r; Langfuse gets "
+                               "another one", trace_id)
+            trace_id = _new_trace_id()
+        remote = trace.SpanContext(int(trace_id, 16), random.getrandbits(64) or 1, False,
+                                   trace.TraceFlags(trace.TraceFlags.SAMPLED))
+        return trace.NonRecordingSpan(remote)
+
+    @staticmethod
+    def _parent_span(run: Run) -> trace.Span | None:
+        ancestor = run.parent
+        while ancestor is not None:
+            span = ancestor.extra.get(_SPAN)
+            if isinstance(span, trace.Span):
+                return span
+            ancestor = ancestor.parent
+        return None
+
+    def _trace_attributes(self, run: Run) -> dict[str, Any]:
+        user = run.persona if self.persona_as_user and run.persona != UNKNOWN else None
+        user = user or _text(_lookup(run, USER_KEY))
+        session = _text(_lookup(run, SESSION_KEY)) or _text(_lookup(run, THREAD_KEY))
+        tags = [f"workflow:{run.workflow}"] if run.workflow != UNKNOWN else []
+        if run.persona != UNKNOWN:
+            tags.append(f"persona:{run.persona}")
+        extra_tags = _lookup(run, TAGS_KEY)
+        if isinstance(extra_tags, list | tuple):
+            tags.extend(t[:_MAX_ATTR] for t in extra_tags if isinstance(t, str) and t)
+        attributes: dict[str, Any] = {
+            A.TRACE_NAME: run.workflow if run.workflow != UNKNOWN else run.root.name,
+        }
+        if user:
+            attributes[A.TRACE_USER_ID] = user
+        if session:
+            attributes[A.TRACE_SESSION_ID] = session
+        if tags:
+            attributes[A.TRACE_TAGS] = tags
+        return attributes
+
+    def _fields(self, run: Run, kind: str) -> dict[str, Any]:
+        llm = kind in ("generation", "embedding")
+        fields: dict[str, Any] = {
+            "input": self._content(_llm_input(run.inputs) if llm else run.inputs),
+            "output": self._content(_llm_output(run.outputs) if llm else run.outputs),
+            "metadata": _metadata(run),
+        }
+        if run.error is not None:
+            fields["level"] = "ERROR"
+            fields["status_message"] = f"{type(run.error).__name__}: {run.error}"[:_MAX_STATUS]
+        elif run.status is Status.EVICTED:
+            fields["level"] = "WARNING"
+            fields["status_message"] = "evicted: the run had not ended within hypertool's bounds"
+        if llm:
+            fields["model"] = run.response_model or run.model
+            fields["model_parameters"] = dict(run.parameters) or None
+            fields["usage_details"] = usage_details(run.usage) if run.usage else None
+            if run.first_token_ns is not None:
+                fields["completion_start_time"] = _datetime(run.first_token_ns)
+        return fields
+
+    def _content(self, value: Any) -> Any:
+        if not self.capture_content or value is None:
+            return None
+        if self.mask is None:
+            return value
+        try:
+            return self.mask(value)
+        except Exception as exc:
+            self._warn.warning("mask", "hypertool: Langfuse mask failed (%r); content dropped",
+                               exc)
+            return None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send what is buffered; True if done within ``timeout`` (default flush_timeout)."""
+        return run_bounded(self.client.flush, self._timeout(timeout), "flush")
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush (and, for a client built here, shut it down) within ``timeout`` seconds."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owned:
+            atexit.unregister(self._at_exit)
+        if not run_bounded(self._close, timeout, "shutdown"):
+            _log.warning("hypertool: Langfuse did not finish sending within %.1fs; "
+                         "unsent observations are dropped", timeout)
+
+    def _close(self) -> None:
+        if not self._owned:
+            self.client.flush()
+            return
+        self.client.shutdown()
+        if self._provider is not None:
+            self._provider.shutdown()
+
+    def _at_exit(self) -> None:
+        self.shutdown(self.flush_timeout)
+
+    def _timeout(self, timeout: float | None) -> float:
+        return self.flush_timeout if timeout is None else timeout
+
+
+def default_sinks(config: Config, registry: CollectorRegistry | None = None) -> list[Sink]:
+    """[LangfuseSink] when enabled and the keys are set; [] (one info line) otherwise."""
+    settings = config.langfuse
+    if settings.enabled is False:
+        _log.info("hypertool: Langfuse traces off (langfuse.enabled = false)")
+        return []
+    if not keys_configured():
+        _log.info("hypertool: Langfuse traces off: set LANGFUSE_PUBLIC_KEY and "
+                  "LANGFUSE_SECRET_KEY (and LANGFUSE_BASE_URL) to send them")
+        return []
+    try:
+        sink = LangfuseSink(persona_as_user=settings.persona_as_user,
+                            capture_content=settings.capture_content, registry=registry,
+                            flush_timeout=settings.flush_timeout_seconds)
+    except Exception as exc:  # a broken optional backend must not stop the app
+        _log.warning("hypertool: Langfuse traces off: %r", exc)
+        return []
+    return [sink]
+
+
+__all__ = ["LangfuseSink", "default_sinks", "observation_type", "usage_details"]

@@ -1,0 +1,215 @@
+"""The Langfuse connection: SDK client on a dedicated tracer provider, export failures counted.
+
+Why a dedicated ``TracerProvider``: without one the SDK attaches to the global provider, so
+the app's exporters would also receive Langfuse spans, and Langfuse would receive every span
+with a ``gen_ai.*`` attribute (our own GenAI spans included): each LLM call twice. On its own
+provider, with an export filter that keeps only Langfuse-scope spans, each call is exported once.
+
+Why our own OTLP exporter: the SDK's exporter reports only success or failure; the alert on
+``hypertool_langfuse_export_failures_total{reason}`` needs to know why (401 vs. dead server).
+It is configured as the SDK configures its own (endpoint, Basic auth, SDK headers, gzip).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from langfuse import Langfuse
+from langfuse import __version__ as langfuse_version
+from langfuse.span_filter import is_langfuse_span
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from hypertool_callbacks import catalog
+from hypertool_callbacks.errors import ConfigError
+from hypertool_callbacks.sinks.prometheus import build_metrics
+
+_log = logging.getLogger(__name__)
+
+ENV_PUBLIC_KEY = "LANGFUSE_PUBLIC_KEY"
+ENV_SECRET_KEY = "LANGFUSE_SECRET_KEY"
+ENV_BASE_URL = "LANGFUSE_BASE_URL"
+ENV_HOST = "LANGFUSE_HOST"
+"""Older name of ``LANGFUSE_BASE_URL`` (used when that is not set)."""
+ENV_TIMEOUT = "LANGFUSE_TIMEOUT"
+"""Seconds one export (all its retries included) may take; default 5."""
+ENV_SAMPLE_RATE = "LANGFUSE_SAMPLE_RATE"
+"""Share of traces sent, 0..1; default 1."""
+ENV_TRACES_PATH = "LANGFUSE_OTEL_TRACES_EXPORT_PATH"
+"""Path of the OTLP endpoint under the base URL, for proxies (default below)."""
+DEFAULT_BASE_URL = "https://cloud.langfuse.com"
+TRACES_PATH = "/api/public/otel/v1/traces"
+
+
+def keys_configured(environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return bool(env.get(ENV_PUBLIC_KEY)) and bool(env.get(ENV_SECRET_KEY))
+
+
+class _RecordingSession(requests.Session):
+    """Remembers, per thread, how its last request ended (the exporter only says FAILURE)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = threading.local()
+
+    def outcome(self) -> str | None:
+        return getattr(self._last, "outcome", None)
+
+    def request(self, method: str, url: str | bytes, *args: Any,
+                **kwargs: Any) -> requests.Response:
+        self._last.outcome = None
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except requests.Timeout:  # before ConnectionError: ConnectTimeout is both
+            self._last.outcome = "timeout"
+            raise
+        except requests.ConnectionError:
+            self._last.outcome = "connection"
+            raise
+        except Exception:
+            self._last.outcome = "error"
+            raise
+        status = int(response.status_code)
+        self._last.outcome = f"http_{status}" if status >= 400 else None
+        return response
+
+
+class CountingSpanExporter(SpanExporter):
+    """An OTLP/HTTP exporter that counts each failed batch by reason in a Prometheus counter.
+
+    Reasons: ``http_<status>`` (e.g. ``http_401``, ``http_503`` after retries), ``timeout``
+    (no answer in time), ``connection`` (refused, DNS, TLS), ``error`` or ``other``.
+    """
+
+    def __init__(self, endpoint: str, headers: Mapping[str, str], timeout: float,
+                 registry: CollectorRegistry | None = None) -> None:
+        self._session = _RecordingSession()
+        self._inner = OTLPSpanExporter(endpoint=endpoint, headers=dict(headers), timeout=timeout,
+                                       compression=Compression.Gzip, session=self._session)
+        metrics = build_metrics(REGISTRY if registry is None else registry)
+        self._failures = metrics[catalog.LANGFUSE_EXPORT_FAILURES.name]
+        self._children: dict[str, Any] = {}
+
+    def _count(self, reason: str) -> None:
+        child = self._children.get(reason)
+        if child is None:
+            child = self._children.setdefault(reason, self._failures.labels(reason))
+        child.inc()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._inner.export(spans)
+        except Exception:
+            self._count("error")
+            raise
+        if result is not SpanExportResult.SUCCESS:
+            self._count(self._session.outcome() or "other")
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()  # type: ignore[no-untyped-call]
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A Langfuse client and the tracer provider we made for it (None when the SDK handed
+    back an existing client of the same public key, which keeps its own provider)."""
+
+    client: Langfuse
+    provider: TracerProvider | None
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        _log.warning("hypertool: ignoring %s=%r (not a number)", name, raw)
+        return default
+
+
+def connect(
+    *,
+    public_key: str | None = None,
+    secret_key: str | None = None,
+    base_url: str | None = None,
+    timeout: float | None = None,
+    registry: CollectorRegistry | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Connection:
+    """A Langfuse client on its own tracer provider, configured like the SDK from the
+    ``LANGFUSE_*`` env vars (arguments win). Raises :class:`ConfigError` without keys."""
+    env = os.environ if environ is None else environ
+    public_key = public_key or env.get(ENV_PUBLIC_KEY)
+    secret_key = secret_key or env.get(ENV_SECRET_KEY)
+    if not public_key or not secret_key:
+        raise ConfigError(f"Langfuse needs {ENV_PUBLIC_KEY} and {ENV_SECRET_KEY}")
+    base_url = (base_url or env.get(ENV_BASE_URL) or env.get(ENV_HOST)
+                or DEFAULT_BASE_URL).rstrip("/")
+    timeout = timeout if timeout is not None else _number(env, ENV_TIMEOUT, 5.0)
+    rate = min(1.0, max(0.0, _number(env, ENV_SAMPLE_RATE, 1.0)))
+    auth = base64.b64encode(f"{public_key}:{secret_key}".encode()).decode("ascii")
+    headers = {
+        "Authorization": f"Basic {auth}",
+        "x-langfuse-sdk-name": "python",
+        "x-langfuse-sdk-version": langfuse_version,
+        "x-langfuse-public-key": public_key,
+        "x-langfuse-ingestion-version": "4",
+    }
+    path = env.get(ENV_TRACES_PATH)
+    endpoint = f"{base_url}/{path.lstrip('/')}" if path else base_url + TRACES_PATH
+    exporter = CountingSpanExporter(endpoint, headers, timeout, registry)
+    # Ratio sampling on the trace id keeps whole traces (our roots have a sampled parent,
+    # which a parent-based sampler would always follow). Exit is handled by the sink.
+    provider = TracerProvider(sampler=TraceIdRatioBased(rate) if rate < 1.0 else None,
+                              shutdown_on_exit=False)
+    client = Langfuse(
+        public_key=public_key, secret_key=secret_key, base_url=base_url,
+        timeout=max(1, round(timeout)), tracer_provider=provider, span_exporter=exporter,
+        should_export_span=is_langfuse_span,
+    )
+    # One client per public key: a second constructor call returns the first one's
+    # resources and ignores our provider (no failure counting then; say so once).
+    resources = getattr(client, "_resources", None)
+    if resources is not None and getattr(resources, "tracer_provider", provider) is not provider:
+        _log.info("hypertool: reusing the existing Langfuse client for public key %s; its "
+                  "export failures are not counted", public_key)
+        provider.shutdown()
+        return Connection(client, None)
+    return Connection(client, provider)
+
+
+def run_bounded(work: Callable[[], object], timeout: float, name: str) -> bool:
+    """Run ``work`` in a daemon thread; True if it finished within ``timeout`` seconds.
+
+    The SDK's flush blocks for as long as an export retries (seconds against a dead or
+    silent server); a daemon thread lets the caller, and interpreter exit, move on.
+    """
+
+    def target() -> None:
+        try:
+            work()
+        except Exception as exc:
+            _log.warning("hypertool: Langfuse %s failed: %r", name, exc)
+
+    thread = threading.Thread(target=target, name=f"hypertool-langfuse-{name}", daemon=True)
+    thread.start()
+    thread.join(max(0.0, timeout))
+    return not thread.is_alive()
