@@ -137,10 +137,12 @@ _SCALAR_KEYS = {
 }
 
 
-def _format_errors(exc: ValidationError, origin: str) -> str:
+def _format_errors(exc: ValidationError, origin: str, env: bool = False) -> str:
     lines = [f"invalid hypertool configuration in {origin}:"]
     for err in exc.errors():
         key = ".".join(str(part) for part in err["loc"]) or "<root>"
+        if env and err["loc"]:
+            key = f"{ENV_PREFIX}{str(err['loc'][0]).upper()} ({key})"
         lines.append(f"  {key}: {err['msg']}")
     return "\n".join(lines)
 
@@ -213,7 +215,7 @@ def load_config(
         try:
             Config.model_validate({**data, **env_values})
         except ValidationError as exc:
-            raise ConfigError(_format_errors(exc, "environment (HYPERTOOL_*)")) from None
+            raise ConfigError(_format_errors(exc, "environment", env=True)) from None
     try:
         return Config.model_validate({**data, **env_values, **overrides})
     except ValidationError as exc:

@@ -12,6 +12,8 @@ from hypertool_callbacks.config import Config
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 
+pytest_plugins = ["tests.langfuse_support"]
+
 
 @pytest.fixture
 def registry() -> CollectorRegistry:

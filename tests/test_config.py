@@ -278,8 +278,8 @@ def test_bad_env_value_names_the_environment(tmp_path: Path, var: str, value: st
     with pytest.raises(ConfigError) as info:
         load_config(environ={var: value}, cwd=tmp_path)
     message = str(info.value)
-    assert "environment (HYPERTOOL_*)" in message
-    assert f"  {key}: " in message
+    assert "in environment:" in message
+    assert f"  {var} ({key}): " in message  # the variable to fix, and the key it sets
     assert "hypertool.toml" not in message
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,6 @@ from langchain_core.messages import AIMessage
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
-from langfuse._client.resource_manager import LangfuseResourceManager
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import create_react_agent
@@ -37,10 +35,10 @@ from hypertool_callbacks.sinks import langfuse as lf
 from hypertool_callbacks.sinks.base import Sink
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.fakes import StreamingFake, ToolCallingFake, reply, usage
+from tests.langfuse_support import SECRET
 from tests.otlp_receiver import OTLPReceiver
 
 LF_PATH = "/api/public/otel/v1/traces"
-SECRET = "sk-test"
 
 
 # -- reading back what Langfuse received ------------------------------------------------------
@@ -109,30 +107,7 @@ class Recorder(Sink):
 
 # -- fixtures -----------------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def _reset_langfuse() -> Iterator[None]:
-    yield
-    # Langfuse keeps one client per public key for the whole process.
-    LangfuseResourceManager.reset()
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as rx:
-        yield rx
-
-
-@pytest.fixture
-def public_key(monkeypatch: pytest.MonkeyPatch, receiver: OTLPReceiver) -> str:
-    """The standard env vars, pointing at the receiver (a fresh key: one client per key)."""
-    key = f"pk-{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", key)
-    monkeypatch.setenv("LANGFUSE_SECRET_KEY", SECRET)
-    monkeypatch.setenv("LANGFUSE_BASE_URL", receiver.url)
-    monkeypatch.delenv("LANGFUSE_HOST", raising=False)
-    monkeypatch.setenv("LANGFUSE_TIMEOUT", "2")
-    return key
-
+pytestmark = pytest.mark.usefixtures("reset_langfuse")
 
 MakeSink = Callable[..., lf.LangfuseSink]
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import base64
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langfuse import Langfuse
-from langfuse._client.resource_manager import LangfuseResourceManager
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -28,26 +27,7 @@ from tests.test_langfuse import observations
 LOGGER = "hypertool_callbacks.sinks.langfuse"
 
 
-@pytest.fixture(autouse=True)
-def _reset_langfuse() -> Iterator[None]:
-    yield
-    LangfuseResourceManager.reset()
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as rx:
-        yield rx
-
-
-@pytest.fixture
-def public_key(monkeypatch: pytest.MonkeyPatch, receiver: OTLPReceiver) -> str:
-    key = f"pk-{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", key)
-    monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-test")
-    monkeypatch.setenv("LANGFUSE_BASE_URL", receiver.url)
-    monkeypatch.delenv("LANGFUSE_HOST", raising=False)
-    return key
+pytestmark = pytest.mark.usefixtures("reset_langfuse")
 
 
 def invoke(handler: HypertoolCallbackHandler) -> None:

@@ -12,14 +12,12 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.runnables import RunnableLambda
-from langfuse._client.resource_manager import LangfuseResourceManager
 from prometheus_client import CollectorRegistry
 
 from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
@@ -27,6 +25,7 @@ from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.sinks.langfuse import LangfuseSink
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.fakes import reply
+from tests.langfuse_support import langfuse_env
 from tests.otlp_receiver import OTLPReceiver
 
 FAILURES = "hypertool_langfuse_export_failures_total"
@@ -34,10 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 NOT_BLOCKED = 2.0  # seconds: an invoke, or a bounded call, returning later than this blocked
 
 
-@pytest.fixture(autouse=True)
-def _reset_langfuse() -> Iterator[None]:
-    yield
-    LangfuseResourceManager.reset()
+pytestmark = pytest.mark.usefixtures("reset_langfuse")
 
 
 def closed_port_url() -> str:
@@ -45,13 +41,6 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"  # nothing listens there any more
-
-
-def langfuse_env(monkeypatch: pytest.MonkeyPatch, url: str, timeout: str = "1") -> None:
-    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", f"pk-{uuid.uuid4().hex[:12]}")
-    monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-test")
-    monkeypatch.setenv("LANGFUSE_BASE_URL", url)
-    monkeypatch.setenv("LANGFUSE_TIMEOUT", timeout)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:

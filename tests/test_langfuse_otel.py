@@ -8,10 +8,8 @@ OTLP exporter) and sends to the same receiver, on the standard ``/v1/traces`` pa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from langfuse._client.resource_manager import LangfuseResourceManager
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
@@ -31,10 +29,7 @@ from tests.test_langfuse import LF_PATH, Recorder, observations, team
 OTEL_PATH = "/v1/traces"
 
 
-@pytest.fixture(autouse=True)
-def _reset_langfuse() -> Iterator[None]:
-    yield
-    LangfuseResourceManager.reset()
+pytestmark = pytest.mark.usefixtures("reset_langfuse")
 
 
 def test_each_llm_call_once_in_langfuse_with_otel_sink_on_app_provider(

@@ -59,10 +59,11 @@ class BudgetBook:
         with self._lock:
             if limit.scope == "workflow":
                 key = (execution, persona)
-                if key not in self._workflow and len(self._workflow) >= self._max_executions:
-                    # Executions that never ended: drop the oldest rather than grow.
+                used = self._workflow.pop(key, 0)  # re-inserted last: least recently used first
+                if len(self._workflow) >= self._max_executions:
+                    # Executions that never ended: drop the least recently used, not grow.
                     del self._workflow[next(iter(self._workflow))]
-                self._workflow[key] = self._workflow.get(key, 0) + tokens
+                self._workflow[key] = used + tokens
             elif limit.window is not None:
                 self._windows.setdefault(persona, deque()).append((now, tokens))
             else:
