@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hypertool_callbacks._version import __version__
 from hypertool_callbacks.config import Config, load_config
 from hypertool_callbacks.errors import ConfigError, TokenBudgetExceeded
 from hypertool_callbacks.exposition import serve_metrics
@@ -24,11 +25,20 @@ from hypertool_callbacks.runtime import (
 if TYPE_CHECKING:
     from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
 
-__version__ = "0.1.0"
 
 __all__ = [
-    "Config", "ConfigError", "HypertoolCallbackHandler", "TokenBudgetExceeded", "build_tracker",
-    "get_tracker", "instrument", "instrumented", "load_config", "serve_metrics", "set_tracker",
+    "Config",
+    "ConfigError",
+    "HypertoolCallbackHandler",
+    "TokenBudgetExceeded",
+    "__version__",
+    "build_tracker",
+    "get_tracker",
+    "instrument",
+    "instrumented",
+    "load_config",
+    "serve_metrics",
+    "set_tracker",
     "uninstrument",
 ]
 

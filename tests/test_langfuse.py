@@ -29,10 +29,10 @@ from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
 from hypertool_callbacks.clock import ManualClock
 from hypertool_callbacks.config import Config
 from hypertool_callbacks.context.runs import Run
+from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.events import RunEnd, RunKind, RunStart
 from hypertool_callbacks.sinks import langfuse as lf
-from hypertool_callbacks.sinks.base import Sink
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.fakes import StreamingFake, ToolCallingFake, reply, usage
 from tests.langfuse_support import SECRET

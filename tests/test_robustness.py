@@ -21,9 +21,9 @@ from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
 from hypertool_callbacks.clock import ManualClock
 from hypertool_callbacks.config import Config
 from hypertool_callbacks.context.runs import Run
+from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
-from hypertool_callbacks.sinks.base import Sink
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.fakes import ToolCallingFake, reply
 

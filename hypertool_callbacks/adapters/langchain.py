@@ -189,7 +189,7 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
     @property
     def tracker(self) -> Tracker:
         if self._tracker is None:
-            from hypertool_callbacks.runtime import get_tracker_or_disabled
+            from hypertool_callbacks.wiring import get_tracker_or_disabled
 
             # Inside a LangChain callback a ConfigError would break the app: the runtime
             # logs it loudly once and hands out a tracker with no sinks instead.

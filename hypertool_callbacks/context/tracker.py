@@ -21,10 +21,10 @@ from hypertool_callbacks.context.inference import NODE_KEY, Resolver, is_node_ru
 from hypertool_callbacks.context.labels import clean
 from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
 from hypertool_callbacks.context.runs import UNKNOWN, Run, RunTree, Status
+from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.errors import TokenBudgetExceeded
 from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
 from hypertool_callbacks.safety import RateLimitedLog
-from hypertool_callbacks.sinks.base import Sink
 
 _log = logging.getLogger(__name__)
 _EVICT_EVERY = 256  # starts between two eviction sweeps

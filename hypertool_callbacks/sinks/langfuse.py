@@ -47,9 +47,9 @@ from prometheus_client import CollectorRegistry
 from hypertool_callbacks.config import Config
 from hypertool_callbacks.context.inference import THREAD_KEY
 from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
+from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind, Usage
 from hypertool_callbacks.safety import RateLimitedLog
-from hypertool_callbacks.sinks.base import Sink
 from hypertool_callbacks.sinks.langfuse_export import connect, keys_configured, run_bounded
 
 _log = logging.getLogger(__name__)

@@ -27,15 +27,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from hypertool_callbacks import __version__
 from hypertool_callbacks import semconv as sc
+from hypertool_callbacks._version import __version__
 from hypertool_callbacks.config import Config, OtelSettings
 from hypertool_callbacks.context.records import Handoff, PersonaSwitch
 from hypertool_callbacks.context.runs import Run
 from hypertool_callbacks.context.runs import Status as RunStatus
+from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind
 from hypertool_callbacks.safety import RateLimitedLog
-from hypertool_callbacks.sinks.base import Sink
 from hypertool_callbacks.sinks.otel_content import (
     as_sequence,
     encode_generation,

@@ -12,8 +12,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from hypertool_callbacks import catalog as c
 from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
 from hypertool_callbacks.context.runs import Run, Status
+from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind
-from hypertool_callbacks.sinks.base import Sink
 
 Metric = Counter | Gauge | Histogram
 

@@ -1,4 +1,5 @@
-"""The sink interface: every method has a no-op default, so a sink implements what it needs.
+"""The sink interface the tracker calls: every method has a no-op default, so a sink (see
+``hypertool_callbacks.sinks``) implements what it needs.
 
 Calls come from the tracker, outside its lock, possibly from several threads at once. A sink
 must be cheap (no network I/O on these calls) and may raise: the tracker catches, counts and

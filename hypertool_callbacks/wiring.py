@@ -1,0 +1,101 @@
+"""Building trackers, and the process-wide one that handlers use when given none.
+
+Below the adapters and the activation code (``runtime.py``): an adapter asks for the shared
+tracker here, without knowing how activation works.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from hypertool_callbacks.clock import Clock
+from hypertool_callbacks.config import Config, load_config
+from hypertool_callbacks.context.sink import Sink
+from hypertool_callbacks.context.tracker import Tracker
+from hypertool_callbacks.errors import ConfigError
+from hypertool_callbacks.sinks.prometheus import PrometheusSink
+
+_log = logging.getLogger(__name__)
+_lock = threading.RLock()
+_tracker: Tracker | None = None
+
+
+def default_sinks(
+    config: Config,
+    registry: CollectorRegistry | None = None,
+    *,
+    tracer_provider: Any = None,
+    mask: Callable[[str], str] | None = None,
+) -> list[Sink]:
+    """The process-wide tracker's sinks, in order: OTel (sets ``run.trace_id``), Langfuse
+    (uses it), Prometheus (uses it for exemplars). A backend whose optional dependencies are
+    missing is skipped; one that fails to start is logged and skipped."""
+    sinks: list[Sink] = []
+    try:
+        from hypertool_callbacks.sinks import otel
+    except ImportError as exc:
+        _log.debug("hypertool: OpenTelemetry sink unavailable: %s", exc)
+    else:
+        sinks.extend(otel.default_sinks(config, tracer_provider=tracer_provider, mask=mask))
+    try:
+        from hypertool_callbacks.sinks import langfuse
+
+        sinks.extend(langfuse.default_sinks(config, registry))
+    except ImportError as exc:
+        _log.debug("hypertool: Langfuse sink unavailable: %s", exc)
+    except Exception:
+        # A misconfigured extra backend must not cost the app its metrics and spans.
+        _log.exception("hypertool: the Langfuse sink failed to start; continuing without it")
+    sinks.append(PrometheusSink(registry))
+    return sinks
+
+
+def build_tracker(
+    config: Config | None = None,
+    *,
+    registry: CollectorRegistry | None = None,
+    sinks: Iterable[Sink] | None = None,
+    clock: Clock | None = None,
+) -> Tracker:
+    """A tracker with the default sinks (Prometheus on ``registry``, default prometheus_client's
+    own; OTel and Langfuse when installed and enabled), or exactly ``sinks`` when given."""
+    config = config or load_config()
+    chosen = default_sinks(config, registry) if sinks is None else list(sinks)
+    return Tracker(config, chosen, clock)
+
+
+def get_tracker() -> Tracker:
+    """The process-wide tracker, built from ``load_config()`` on first use."""
+    global _tracker
+    if _tracker is None:
+        with _lock:
+            if _tracker is None:
+                _tracker = build_tracker()
+    return _tracker
+
+
+def get_tracker_or_disabled() -> Tracker:
+    """:func:`get_tracker`, except that an invalid configuration is logged (once, as an error)
+    and answered with a tracker that has no sinks: used where raising would break the app."""
+    global _tracker
+    try:
+        return get_tracker()
+    except ConfigError as exc:
+        with _lock:
+            if _tracker is None:
+                _log.error("hypertool-callbacks disabled: %s", exc)
+                _tracker = Tracker(Config(), sinks=())
+            return _tracker
+
+
+def set_tracker(tracker: Tracker | None) -> Tracker | None:
+    """Replace the process-wide tracker (returns the previous one)."""
+    global _tracker
+    with _lock:
+        previous, _tracker = _tracker, tracker
+    return previous
