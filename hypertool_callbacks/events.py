@@ -7,10 +7,14 @@ tracker stamps them with its injected clock when the event arrives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+RunId = Hashable
+"""A run's id as the framework gives it (LangChain: a UUID), used as is: no conversion on the
+hot path. Ids of one framework must compare equal when they name the same run."""
 
 
 class RunKind(StrEnum):
@@ -47,8 +51,8 @@ class Usage:
 class RunStart:
     """A run (chain, LLM call, tool call, ...) began."""
 
-    run_id: str
-    parent_id: str | None
+    run_id: RunId
+    parent_id: RunId | None
     kind: RunKind
     name: str
     tags: Sequence[str] = ()
@@ -66,7 +70,7 @@ class RunStart:
 class RunEnd:
     """A run finished, with an error or with outputs."""
 
-    run_id: str
+    run_id: RunId
     outputs: Any = None
     error: BaseException | None = None
     usage: Usage | None = None

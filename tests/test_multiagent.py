@@ -597,7 +597,7 @@ class CountingResolver(Resolver):
         self.calls: Counter[str] = Counter()
 
     def resolve(self, run: Run, parent: Run | None) -> None:
-        self.calls[run.run_id] += 1
+        self.calls[str(run.run_id)] += 1
         super().resolve(run, parent)
 
 

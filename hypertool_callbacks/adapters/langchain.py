@@ -62,15 +62,12 @@ def _name(serialized: Any, kwargs: Mapping[str, Any], default: str) -> str:
 
 
 def _tags(tags: Any) -> tuple[str, ...]:
-    return tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list | tuple) else ()
+    # Element types are checked where tags are read (inference): one pass, not two.
+    return tuple(tags) if isinstance(tags, list | tuple) else ()
 
 
 def _metadata(metadata: Any) -> Mapping[str, Any]:
     return metadata if isinstance(metadata, Mapping) else {}
-
-
-def _id(run_id: Any) -> str | None:
-    return str(run_id) if run_id is not None else None
 
 
 def _model(metadata: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
@@ -206,7 +203,7 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
                parent_run_id: UUID | None, tags: Any, metadata: Any,
                kwargs: Mapping[str, Any], **extra: Any) -> None:
         self.tracker.start(RunStart(
-            run_id=str(run_id), parent_id=_id(parent_run_id), kind=kind,
+            run_id=run_id, parent_id=parent_run_id, kind=kind,
             name=_name(serialized, kwargs, kind.value), tags=_tags(tags),
             metadata=_metadata(metadata), inputs=inputs, **extra,
         ))
@@ -218,10 +215,10 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
         if error is None:
             name = None
             if tool:
-                run = self.tracker.get_run(str(run_id))
+                run = self.tracker.get_run(run_id)
                 name = run.name if run is not None else None
             extra["handoff_to"] = handoff_target(name, outputs) if (name or not tool) else None
-        self.tracker.end(RunEnd(str(run_id), outputs=outputs, error=error, **extra))
+        self.tracker.end(RunEnd(run_id, outputs=outputs, error=error, **extra))
 
     # -- chains (incl. LangGraph graphs and nodes) -------------------------------------------
 
@@ -274,7 +271,7 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
 
     @_guarded
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self.tracker.first_token(str(run_id))
+        self.tracker.first_token(run_id)
 
     @_guarded
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:

@@ -101,7 +101,7 @@ class Resolver:
             run.thread_id = str(thread) if isinstance(thread, str | int) else None
             # Scoped by workflow: two apps in one process may both use thread "1".
             run.execution = (f"thread:{run.workflow}:{run.thread_id}" if run.thread_id
-                             else run.run_id)
+                             else str(run.run_id))
         else:
             run.execution, run.thread_id = parent.execution, parent.thread_id
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from hypertool_callbacks.events import RunKind, Usage
+from hypertool_callbacks.events import RunId, RunKind, Usage
 
 UNKNOWN = "unknown"
 
@@ -36,7 +36,7 @@ class Run:
     traces sets ``trace_id`` (32 hex chars) so later sinks can attach it as an exemplar.
     """
 
-    run_id: str
+    run_id: RunId
     parent: Run | None
     kind: RunKind
     name: str
@@ -117,7 +117,7 @@ class RunTree:
     """
 
     def __init__(self, max_runs: int, ttl_seconds: float) -> None:
-        self._runs: dict[str, Run] = {}
+        self._runs: dict[RunId, Run] = {}
         self.max_runs = max_runs
         self.ttl_seconds = ttl_seconds
 
@@ -127,13 +127,13 @@ class RunTree:
     def __iter__(self) -> Iterator[Run]:
         return iter(list(self._runs.values()))
 
-    def get(self, run_id: str) -> Run | None:
+    def get(self, run_id: RunId) -> Run | None:
         return self._runs.get(run_id)
 
     def add(self, run: Run) -> None:
         self._runs[run.run_id] = run
 
-    def pop(self, run_id: str) -> Run | None:
+    def pop(self, run_id: RunId) -> Run | None:
         return self._runs.pop(run_id, None)
 
     def evict(self, now_mono: float) -> list[Run]:

@@ -23,7 +23,7 @@ from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaSt
 from hypertool_callbacks.context.runs import UNKNOWN, Run, RunTree, Status
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.errors import TokenBudgetExceeded
-from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
+from hypertool_callbacks.events import RunEnd, RunId, RunKind, RunStart, Usage
 from hypertool_callbacks.safety import RateLimitedLog
 
 _log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class Tracker:
                 self._finish(run, event, now_ns, now, notes)
         self._notify(notes)
 
-    def first_token(self, run_id: str) -> None:
+    def first_token(self, run_id: RunId) -> None:
         with self._lock:
             run = self._runs.get(run_id)
             if run is None or run.first_token_mono is not None:
@@ -124,7 +124,7 @@ class Tracker:
             run.first_token_ns = self.clock.wall_ns()
         self._notify([("on_first_token", run)])
 
-    def get_run(self, run_id: str) -> Run | None:
+    def get_run(self, run_id: RunId) -> Run | None:
         with self._lock:
             return self._runs.get(run_id)
 
@@ -283,7 +283,7 @@ class Tracker:
             notes.append(("on_stint", PersonaStint(state.persona, state.workflow, root.execution,
                                                    now - state.since)))
             state.since = None
-        if root.execution == root.run_id:
+        if root.thread_id is None:  # keyed by the root run: it is over
             self._executions.pop(root.execution, None)
             self.budgets.end_execution(root.execution)
 
