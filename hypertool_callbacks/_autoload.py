@@ -35,11 +35,16 @@ def activate() -> None:
         if not register_env_hook():
             _log.warning("hypertool-callbacks: langchain-core is not installed; nothing to do")
             return
+        atexit.register(tracker.shutdown, 5.0)
         port = tracker.config.metrics_port
         if port is not None:
-            server, _ = serve_metrics(port, tracker.config.metrics_addr)
-            _log.info("hypertool-callbacks: metrics on http://%s:%d/metrics",
-                      tracker.config.metrics_addr, server.server_port)
-        atexit.register(tracker.shutdown, 5.0)
+            try:
+                server, _ = serve_metrics(port, tracker.config.metrics_addr)
+            except OSError as exc:  # a second worker, a reloader child: the port is taken
+                _log.warning("hypertool-callbacks: cannot serve metrics on port %d: %s",
+                             port, exc)
+            else:
+                _log.info("hypertool-callbacks: metrics on http://%s:%d/metrics",
+                          tracker.config.metrics_addr, server.server_port)
     except Exception:
         _log.exception("hypertool-callbacks failed to activate; the app runs uninstrumented")

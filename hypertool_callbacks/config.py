@@ -154,6 +154,8 @@ def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read hypertool configuration {file}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"hypertool configuration {file} is not UTF-8 text: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML in {file}: {exc}") from exc
     if file.name == "pyproject.toml":
@@ -203,7 +205,10 @@ def load_config(
     if file is None and env.get(ENV_CONFIG):
         file = Path(env[ENV_CONFIG])
     if file is None:
-        file = _find_file(Path(cwd) if cwd else Path.cwd())
+        try:
+            file = _find_file(Path(cwd) if cwd else Path.cwd())
+        except FileNotFoundError:  # the working directory was deleted: no file to find
+            file = None
     data: dict[str, Any] = read_file(file) if file else {}
     origin = str(file) if file else "defaults"
     try:

@@ -77,3 +77,5 @@ class RunEnd:
     response_model: str | None = None
     # A handoff this run performed (``transfer_to_x`` tool, ``Command(goto=x)``): the target name.
     handoff_to: str | None = None
+    # Paused by a LangGraph interrupt: it runs again on resume, so no verdict is taken now.
+    paused: bool = False

@@ -70,7 +70,9 @@ class HypertoolInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if not self._active:
             return
         runtime.uninstrument()
-        runtime.set_tracker(self._previous)
+        built = runtime.set_tracker(self._previous)
+        if built is not None:
+            built.shutdown(5.0)  # the tracker we built: flush what it holds
         self._previous, self._active = None, False
         if self.metrics_server is not None:
             self.metrics_server.shutdown()

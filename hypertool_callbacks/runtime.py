@@ -37,6 +37,7 @@ _log = logging.getLogger(__name__)
 _lock = threading.RLock()
 _scoped: contextvars.ContextVar[Any] = contextvars.ContextVar("hypertool_handler", default=None)
 _original_init: Callable[..., None] | None = None
+_global_handler: Any = None
 _hook_registered = False
 
 def _handler(tracker: Tracker | None) -> Any:
@@ -69,14 +70,18 @@ def instrument(tracker: Tracker | None = None) -> Tracker:
 
     from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
 
+    global _global_handler
     with _lock:
         if tracker is not None:
             set_tracker(tracker)
         active = get_tracker()
         if _original_init is not None:
+            if _global_handler is not None:
+                _global_handler._tracker = None  # re-resolve: the process-wide one changed
             return active
         original = BaseCallbackManager.__init__
-        handler = HypertoolCallbackHandler()  # resolves the process-wide tracker lazily
+        # Resolves the process-wide tracker lazily (and again after instrument(other)).
+        handler = _global_handler = HypertoolCallbackHandler()
 
         @functools.wraps(original)
         def init(self: BaseCallbackManager, *args: Any, **kwargs: Any) -> None:
@@ -94,14 +99,14 @@ def instrument(tracker: Tracker | None = None) -> Tracker:
 
 def uninstrument() -> None:
     """Undo :func:`instrument` exactly."""
-    global _original_init
+    global _original_init, _global_handler
     with _lock:
         if _original_init is None:
             return
         from langchain_core.callbacks.base import BaseCallbackManager
 
         BaseCallbackManager.__init__ = _original_init  # type: ignore[method-assign]
-        _original_init = None
+        _original_init = _global_handler = None
 
 
 def is_instrumented() -> bool:

@@ -109,3 +109,13 @@ EVENT_HANDOFF: Final = "hypertool.handoff"
 HT_PERSONA_FROM: Final = "hypertool.persona.from"
 HT_PERSONA_TO: Final = "hypertool.persona.to"
 HT_RUN_NAME: Final = "hypertool.run.name"
+
+# LangChain's ``ls_provider`` -> the semconv well-known ``gen_ai.provider.name`` values
+# (others pass through unchanged: ``openai``, ``anthropic``, ``groq``, ...).
+PROVIDER_NAMES: Final[dict[str, str]] = {
+    "amazon_bedrock": "aws.bedrock", "bedrock": "aws.bedrock",
+    "google_vertexai": "gcp.vertex_ai", "google_genai": "gcp.gen_ai",
+    "azure": "azure.ai.openai", "azure_openai": "azure.ai.openai",
+    "azure_ai": "azure.ai.inference", "mistral": "mistral_ai", "mistralai": "mistral_ai",
+    "xai": "x_ai", "ibm": "ibm.watsonx.ai", "watsonx": "ibm.watsonx.ai",
+}

@@ -45,7 +45,7 @@ def default_sinks(
     try:
         from hypertool_callbacks.sinks import langfuse
 
-        sinks.extend(langfuse.default_sinks(config, registry))
+        sinks.extend(langfuse.default_sinks(config, registry, mask=mask))
     except ImportError as exc:
         _log.debug("hypertool: Langfuse sink unavailable: %s", exc)
     except Exception:
@@ -85,10 +85,11 @@ def get_tracker_or_disabled() -> Tracker:
     global _tracker
     try:
         return get_tracker()
-    except ConfigError as exc:
+    except Exception as exc:  # ConfigError above all; anything else must not reach the app
         with _lock:
             if _tracker is None:
-                _log.error("hypertool-callbacks disabled: %s", exc)
+                _log.error("hypertool-callbacks disabled: %s", exc,
+                           exc_info=not isinstance(exc, ConfigError))
                 _tracker = Tracker(Config(), sinks=())
             return _tracker
 

@@ -27,6 +27,13 @@ HANDOFF_PREFIXES = ("transfer_back_to_", "transfer_to_")
 # LangGraph control flow travels as exceptions; these are not failures.
 CONTROL_FLOW_ERRORS = frozenset({"ParentCommand", "GraphInterrupt", "NodeInterrupt",
                                  "GraphBubbleUp"})
+
+
+class ToolCallFailed(RuntimeError):
+    """A tool failure LangChain reported as a ``ToolMessage(status="error")``. The message is
+    fixed: the tool's own error text may carry content and stays out of spans."""
+
+
 _MODEL_PARAMS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k",
                  "frequency_penalty", "presence_penalty", "seed", "stop")
 _MAX_PROMPT_CHARS = 20_000
@@ -211,7 +218,12 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
     def _end(self, run_id: UUID, outputs: Any = None, error: BaseException | None = None,
              tool: bool = False, **extra: Any) -> None:
         if error is not None and type(error).__name__ in CONTROL_FLOW_ERRORS:
+            # An interrupt pauses the run (it re-runs on resume); a ParentCommand hands off.
+            extra["paused"] = type(error).__name__ != "ParentCommand"
             outputs, error = (error.args[0] if error.args else None), None
+        elif tool and error is None and getattr(outputs, "status", None) == "error":
+            # handle_tool_error=True: the tool failed, LangChain reports it as an output.
+            error = ToolCallFailed("tool returned status=error")
         if error is None:
             name = None
             if tool:

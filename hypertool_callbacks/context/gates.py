@@ -8,8 +8,9 @@ The exact rule (also in README):
       ``rejected``, ``false``, ``blocked``, ``denied``, ``invalid``, ``not``; any case) ->
       ``fail`` (``"FAIL: no tests"`` and ``"Not approved"`` fail, ``"No issues found"`` passes);
     - a mapping (or object) with a boolean ``passed``/``pass``/``ok``/``approved``/``success``/
-      ``valid`` -> that boolean; else with a string or boolean ``verdict``/``result``/``status``/
-      ``decision``/``outcome``/``review``/``grade``/``evaluation`` -> that value's verdict;
+      ``valid`` -> that boolean; else with a ``verdict``/``result``/``status``/``decision``/
+      ``outcome``/``review``/``grade``/``evaluation`` that is a string, a boolean, a mapping or
+      an object (not a number or list) -> that value's verdict;
       else a mapping with one entry -> that entry's verdict;
     - a message-like object -> its ``content``; a LangGraph ``Command`` -> its ``update``
       (a routing-only ``Command`` without update passes);
@@ -79,7 +80,10 @@ def _passes_fields(get: Any, size: int, values: list[Any], depth: int) -> bool:
             return flag
     for key in VERDICT_KEYS:
         found = get(key)
-        if isinstance(found, str | bool):
+        # A text, a flag, or a structured verdict (e.g. from with_structured_output); a number
+        # or a list under such a key is data, not a verdict.
+        if isinstance(found, bool) or (
+                found is not None and not isinstance(found, int | float | list | tuple)):
             return _passes(found, depth + 1)
     if size == 1:
         return _passes(values[0], depth + 1)

@@ -92,18 +92,34 @@ class Resolver:
             self._learn_graph(parent, node)
         run.agent = self._agent(run, parent, node_run)
         given = explicit(run.tags, run.metadata)
+        if parent is not None and given:
+            self._own_tags_win(run, parent, given)
         self._persona(run, parent, node, given.get("persona"))
         self._stage(run, parent, node, node_run, given.get("stage"))
         self._workflow(run, parent, given.get("workflow"))
         self._gate(run, parent, node, given.get("gate"))
         if parent is None:
             thread = run.metadata.get(THREAD_KEY)
-            run.thread_id = str(thread) if isinstance(thread, str | int) else None
+            # Any scalar id (str, int, UUID...), as LangGraph passes it through unchanged.
+            run.thread_id = (str(thread)[:256] if thread is not None and not isinstance(
+                thread, bool | Mapping | list | tuple | set | dict) else None)
             # Scoped by workflow: two apps in one process may both use thread "1".
             run.execution = (f"thread:{run.workflow}:{run.thread_id}" if run.thread_id
                              else str(run.run_id))
         else:
             run.execution, run.thread_id = parent.execution, parent.thread_id
+
+    @staticmethod
+    def _own_tags_win(run: Run, parent: Run, given: dict[str, str]) -> None:
+        """Innermost wins: a tag this run adds beats metadata it merely inherited."""
+        for key, meta_key in _META_KEYS:
+            value = run.metadata.get(meta_key)
+            if key not in given or value is None or value != parent.metadata.get(meta_key):
+                continue
+            inherited = set(parent.tags)
+            own = explicit([t for t in run.tags if t not in inherited], {}).get(key)
+            if own:
+                given[key] = own
 
     def _learn_graph(self, graph: Run, node: str) -> None:
         """A node run starting tells us its parent is a graph; learn once whether it is an agent.

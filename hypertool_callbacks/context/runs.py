@@ -72,6 +72,7 @@ class Run:
     error: BaseException | None = None
     status: Status = Status.OK
     usage: Usage | None = None
+    usage_in_child: bool = False  # an LLM call inside this one reported (and counted) usage
     response_model: str | None = None
     gate_result: str | None = None
     handoff_to: str | None = None

@@ -150,6 +150,10 @@ class Tracker:
         self._notify([("on_internal_error", component)])
 
     def shutdown(self, timeout: float = 5.0) -> None:
+        """End runs still open (as evicted, so their spans are sent), then flush every sink."""
+        with self._lock:
+            notes = self._evict(self.clock.wall_ns(), self.clock.monotonic(), everything=True)
+        self._notify(notes)
         for sink in self.sinks:
             try:
                 sink.shutdown(timeout)
@@ -229,11 +233,13 @@ class Tracker:
         run.response_model = event.response_model
         if run.kind is RunKind.LLM and run.label == UNKNOWN and event.response_model:
             run.label = self.resolver.model_label(event.response_model)
-        if run.gate is not None:
+        if run.gate is not None and not event.paused:
             run.gate_result = gates.verdict(event.error, event.outputs)
         if run.kind is RunKind.LLM:
             run.usage = event.usage or self._estimate(run, event)
-            if run.usage is not None and run.persona != UNKNOWN:
+            if run.usage is not None:
+                _mark_enclosing_llm(run)
+            if run.usage is not None and run.persona != UNKNOWN and not run.usage_in_child:
                 status = self.budgets.consume(run.persona, run.execution,
                                               _total(run.usage), now)
                 if status is not None:
@@ -295,9 +301,9 @@ class Tracker:
         completion = _text_size(event.outputs) // 4
         return Usage(prompt, completion, prompt + completion, estimated=True)
 
-    def _evict(self, now_ns: int, now: float) -> list[_Note]:
+    def _evict(self, now_ns: int, now: float, everything: bool = False) -> list[_Note]:
         notes: list[_Note] = []
-        for run in self._runs.evict(now):
+        for run in self._runs.evict(float("inf") if everything else now):
             run.end_ns, run.end_mono, run.status = now_ns, now, Status.EVICTED
             notes.append(("on_drop", "evicted"))
             notes.append(("on_run_end", run))
@@ -320,6 +326,17 @@ class Tracker:
                                        "hypertool sink %s failed in %s: %r", sink.name, method, exc)
                     if method != "on_internal_error":
                         self._notify([("on_internal_error", f"sink:{sink.name}")])
+
+
+def _mark_enclosing_llm(run: Run) -> None:
+    """An LLM call made inside another (a router or gateway model delegating): its tokens are
+    the outer call's tokens, so only the inner one counts them."""
+    ancestor = run.parent
+    while ancestor is not None:
+        if ancestor.kind is RunKind.LLM:
+            ancestor.usage_in_child = True
+            return
+        ancestor = ancestor.parent
 
 
 def _total(usage: Usage) -> int:

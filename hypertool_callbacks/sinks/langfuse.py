@@ -21,6 +21,7 @@ and is wrapped in the SDK's public observation classes (which serialize and mask
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import random
 import re
@@ -180,16 +181,19 @@ class LangfuseSink(Sink):
         registry: CollectorRegistry | None = None,
         flush_timeout: float = 5.0,
     ) -> None:
+        # What we own: a client (and provider) we built, never a client the app gave us.
         self._provider: TracerProvider | None = None
         self._owned = client is None
         if client is None:
             connection = connect(registry=registry)
             client, self._provider = connection.client, connection.provider
+            self._tracer: trace.Tracer = connection.tracer
+        else:
+            tracer = getattr(client, "_otel_tracer", None)  # private in 5.x: checked
+            if tracer is None or not hasattr(tracer, "start_span"):
+                raise TypeError(f"unsupported Langfuse client {type(client).__name__}")
+            self._tracer = tracer
         self.client = client
-        tracer = getattr(client, "_otel_tracer", None)
-        if tracer is None or not hasattr(tracer, "start_span"):
-            raise TypeError(f"unsupported Langfuse client {type(client).__name__}: no tracer")
-        self._tracer: trace.Tracer = tracer
         self.persona_as_user = persona_as_user
         self.capture_content = capture_content
         self.mask = mask
@@ -221,7 +225,7 @@ class LangfuseSink(Sink):
         run.extra[_SPAN] = span
 
     def on_run_end(self, run: Run) -> None:
-        span = run.extra.get(_SPAN)
+        span = run.extra.pop(_SPAN, None)
         if span is None or self._closed:
             return
         try:
@@ -236,7 +240,8 @@ class LangfuseSink(Sink):
     def _trace_parent(self, trace_id: str) -> trace.Span:
         """The SDK's own way to start a trace with a given id: a sampled, non-recording parent
         carrying it (the observation is then marked as the trace's root)."""
-        if not _TRACE_ID.match(trace_id):
+        # An earlier sink may hand over anything (or the all-zero, invalid id).
+        if not isinstance(trace_id, str) or not _TRACE_ID.match(trace_id) or not int(trace_id, 16):
             self._warn.warning("trace_id", "hypertool: invalid trace id %r; Langfuse gets "
                                "another one", trace_id)
             trace_id = _new_trace_id()
@@ -291,7 +296,9 @@ class LangfuseSink(Sink):
         if llm:
             fields["model"] = run.response_model or run.model
             fields["model_parameters"] = dict(run.parameters) or None
-            fields["usage_details"] = usage_details(run.usage) if run.usage else None
+            # A call delegating to an inner one: the inner generation carries the usage.
+            fields["usage_details"] = (usage_details(run.usage)
+                                       if run.usage and not run.usage_in_child else None)
             if run.first_token_ns is not None:
                 fields["completion_start_time"] = _datetime(run.first_token_ns)
         return fields
@@ -326,7 +333,7 @@ class LangfuseSink(Sink):
                          "unsent observations are dropped", timeout)
 
     def _close(self) -> None:
-        if not self._owned:
+        if not self._owned:  # the app's client, given to us: flush only
             self.client.flush()
             return
         self.client.shutdown()
@@ -340,8 +347,22 @@ class LangfuseSink(Sink):
         return self.flush_timeout if timeout is None else timeout
 
 
-def default_sinks(config: Config, registry: CollectorRegistry | None = None) -> list[Sink]:
-    """[LangfuseSink] when enabled and the keys are set; [] (one info line) otherwise."""
+def text_mask(mask: Callable[[str], str]) -> Mask:
+    """A Langfuse mask from a text mask (the one ``instrument(mask=...)`` takes for spans):
+    structured content is masked as its JSON text."""
+
+    def apply(value: Any) -> Any:
+        if isinstance(value, str):
+            return mask(value)
+        return mask(json.dumps(value, ensure_ascii=False, default=str))
+
+    return apply
+
+
+def default_sinks(config: Config, registry: CollectorRegistry | None = None,
+                  mask: Callable[[str], str] | None = None) -> list[Sink]:
+    """[LangfuseSink] when enabled and the keys are set; [] (one info line) otherwise.
+    ``mask`` is the text mask the OTel sink gets too (see :func:`text_mask`)."""
     settings = config.langfuse
     if settings.enabled is False:
         _log.info("hypertool: Langfuse traces off (langfuse.enabled = false)")
@@ -353,7 +374,8 @@ def default_sinks(config: Config, registry: CollectorRegistry | None = None) -> 
     try:
         sink = LangfuseSink(persona_as_user=settings.persona_as_user,
                             capture_content=settings.capture_content, registry=registry,
-                            flush_timeout=settings.flush_timeout_seconds)
+                            flush_timeout=settings.flush_timeout_seconds,
+                            mask=text_mask(mask) if mask is not None else None)
     except Exception as exc:  # a broken optional backend must not stop the app
         _log.warning("hypertool: Langfuse traces off: %r", exc)
         return []

@@ -24,6 +24,7 @@ import requests
 from langfuse import Langfuse
 from langfuse import __version__ as langfuse_version
 from langfuse.span_filter import is_langfuse_span
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -33,6 +34,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from hypertool_callbacks import catalog
 from hypertool_callbacks.errors import ConfigError
+from hypertool_callbacks.safety import RateLimitedLog
 from hypertool_callbacks.sinks.prometheus import build_metrics
 
 _log = logging.getLogger(__name__)
@@ -86,6 +88,23 @@ class _RecordingSession(requests.Session):
         return response
 
 
+class _QuietDuringOurExports(logging.Filter):
+    """Drops the OTLP exporter's own log records while *our* export runs on this thread (the
+    app's exporters keep logging): a dead server must cost one warning a minute, not one per
+    batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.active, "on", False)
+
+
+_QUIET = _QuietDuringOurExports()
+logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter").addFilter(_QUIET)
+
+
 class CountingSpanExporter(SpanExporter):
     """An OTLP/HTTP exporter that counts each failed batch by reason in a Prometheus counter.
 
@@ -101,6 +120,7 @@ class CountingSpanExporter(SpanExporter):
         metrics = build_metrics(REGISTRY if registry is None else registry)
         self._failures = metrics[catalog.LANGFUSE_EXPORT_FAILURES.name]
         self._children: dict[str, Any] = {}
+        self._warn = RateLimitedLog(_log)
 
     def _count(self, reason: str) -> None:
         child = self._children.get(reason)
@@ -109,14 +129,22 @@ class CountingSpanExporter(SpanExporter):
         child.inc()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        _QUIET.active.on = True  # the inner exporter logs every failed batch: we rate-limit
         try:
             result = self._inner.export(spans)
         except Exception:
-            self._count("error")
+            self._failed("error")
             raise
+        finally:
+            _QUIET.active.on = False
         if result is not SpanExportResult.SUCCESS:
-            self._count(self._session.outcome() or "other")
+            self._failed(self._session.outcome() or "other")
         return result
+
+    def _failed(self, reason: str) -> None:
+        self._count(reason)
+        self._warn.warning(f"export:{reason}", "hypertool: Langfuse export failed (%s); those "
+                           "observations are dropped", reason)
 
     def shutdown(self) -> None:
         self._inner.shutdown()  # type: ignore[no-untyped-call]
@@ -127,11 +155,12 @@ class CountingSpanExporter(SpanExporter):
 
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """A Langfuse client and the tracer provider we made for it (None when the SDK handed
-    back an existing client of the same public key, which keeps its own provider)."""
+    """A Langfuse client we built, on the tracer provider we made for it, and the tracer our
+    observations start from."""
 
     client: Langfuse
-    provider: TracerProvider | None
+    provider: TracerProvider
+    tracer: trace.Tracer
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -185,15 +214,20 @@ def connect(
         timeout=max(1, round(timeout)), tracer_provider=provider, span_exporter=exporter,
         should_export_span=is_langfuse_span,
     )
-    # One client per public key: a second constructor call returns the first one's
-    # resources and ignores our provider (no failure counting then; say so once).
+    # One client per public key: a second constructor call returns the app's own client,
+    # whose provider and export filter already send every GenAI span (ours included, when we
+    # share its provider) to Langfuse. A second stream of observations would duplicate them.
     resources = getattr(client, "_resources", None)
     if resources is not None and getattr(resources, "tracer_provider", provider) is not provider:
-        _log.info("hypertool: reusing the existing Langfuse client for public key %s; its "
-                  "export failures are not counted", public_key)
         provider.shutdown()
-        return Connection(client, None)
-    return Connection(client, provider)
+        raise ConfigError(
+            f"the app already sends to Langfuse with public key {public_key}: hypertool's "
+            "Langfuse sink stays off to avoid duplicate observations (hypertool's GenAI spans "
+            "reach Langfuse through the app's client when they share its tracer provider)")
+    tracer = getattr(client, "_otel_tracer", None)  # private in 5.x: checked, not assumed
+    if tracer is None or not hasattr(tracer, "start_span"):
+        raise ConfigError(f"unsupported Langfuse SDK {langfuse_version}: client has no tracer")
+    return Connection(client, provider, tracer)
 
 
 def run_bounded(work: Callable[[], object], timeout: float, name: str) -> bool:

@@ -157,15 +157,15 @@ class OtelSink(Sink):
             attrs[sc.GEN_AI_AGENT_NAME] = run.agent
         if run.parent is None:
             attrs[sc.GEN_AI_WORKFLOW_NAME] = run.workflow
-            if run.thread_id:
-                attrs[sc.GEN_AI_CONVERSATION_ID] = run.thread_id
+        if run.thread_id and (run.parent is None or run.kind in (RunKind.LLM, RunKind.EMBEDDING)):
+            attrs[sc.GEN_AI_CONVERSATION_ID] = run.thread_id
         if run.kind is RunKind.TOOL:
             attrs[sc.GEN_AI_TOOL_NAME] = run.name
         elif run.kind in (RunKind.LLM, RunKind.EMBEDDING):
             if run.model:
                 attrs[sc.GEN_AI_REQUEST_MODEL] = run.model
             if run.provider:
-                attrs[sc.GEN_AI_PROVIDER_NAME] = run.provider
+                attrs[sc.GEN_AI_PROVIDER_NAME] = sc.PROVIDER_NAMES.get(run.provider, run.provider)
             for key, value in run.parameters.items():
                 attr = sc.REQUEST_PARAMETERS.get(key)
                 if (attr is not None and isinstance(value, int | float)
@@ -200,6 +200,8 @@ class OtelSink(Sink):
                 attrs[sc.GEN_AI_AGENT_NAME] = run.agent
             attrs[sc.HT_PERSONA] = run.persona  # an agent's graph learns its persona late
             attrs[sc.HT_PERSONA_SOURCE] = run.persona_source.value
+            if op == sc.OP_INVOKE_AGENT and run.thread_id:
+                attrs[sc.GEN_AI_CONVERSATION_ID] = run.thread_id
         if run.response_model:
             attrs[sc.GEN_AI_RESPONSE_MODEL] = run.response_model
         usage = run.usage

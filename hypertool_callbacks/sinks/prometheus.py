@@ -87,9 +87,9 @@ class PrometheusSink(Sink):
         self._exemplars = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
     def _exemplar(self, run: Run | None) -> dict[str, str] | None:
-        if run is None or not self._exemplars or not run.trace_id:
+        if run is None or not self._exemplars or not isinstance(run.trace_id, str):
             return None
-        return {"trace_id": run.trace_id}
+        return {"trace_id": run.trace_id} if run.trace_id else None
 
     def _child(self, metric: Any, labels: tuple[str, ...]) -> Any:
         # metric.labels() validates and locks on every call; label sets repeat endlessly.
@@ -131,6 +131,8 @@ class PrometheusSink(Sink):
             self._observe(self._first_token, (model, persona),
                           max(0.0, run.first_token_mono - run.start_mono), run)
         usage = run.usage
+        if run.usage_in_child:  # counted at the inner call
+            return
         if (usage is None or usage.estimated) and run.status is Status.OK:
             self._inc(self._usage_missing, (model, persona), run=run)
         if usage is None:
