@@ -79,11 +79,12 @@ QUALITY_GATE = MetricSpec(
     "Quality gate results (result pass|fail).", ("workflow", "stage", "gate", "result"))
 WORKFLOW_DURATION = MetricSpec(
     "hypertool_workflow_duration_seconds", "histogram",
-    "Duration of a workflow run (a root run), by status ok|error|evicted.",
+    "Duration of a workflow run (a root run), by status ok|error|cancelled|evicted.",
     ("workflow", "status"), WORK_SECONDS)
 LLM_REQUESTS = MetricSpec(
     "hypertool_llm_requests_total", "counter",
-    "LLM calls by model, persona and status ok|error|evicted.", ("model", "persona", "status"))
+    "LLM calls by model, persona and status ok|error|cancelled|evicted.",
+    ("model", "persona", "status"))
 LLM_DURATION = MetricSpec(
     "hypertool_llm_request_duration_seconds", "histogram",
     "LLM call latency.", ("model", "persona", "status"), LLM_SECONDS)
@@ -97,7 +98,8 @@ LLM_USAGE_MISSING = MetricSpec(
     ("model", "persona"))
 TOOL_CALLS = MetricSpec(
     "hypertool_tool_calls_total", "counter",
-    "Tool calls by tool, persona and status ok|error|evicted.", ("tool", "persona", "status"))
+    "Tool calls by tool, persona and status ok|error|cancelled|evicted.",
+    ("tool", "persona", "status"))
 TOOL_DURATION = MetricSpec(
     "hypertool_tool_duration_seconds", "histogram",
     "Tool call latency.", ("tool", "persona"), TOOL_SECONDS)

@@ -33,7 +33,7 @@ from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.errors import ConfigError
 from hypertool_callbacks.runtime import set_tracker
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
-from tests.fakes import ToolCallingFake, reply
+from tests.fakes import StreamingFake, ToolCallingFake, reply
 
 MakeTracker = Callable[..., Tracker]
 Sample = Callable[..., float]
@@ -278,3 +278,19 @@ def test_instrument_with_a_new_tracker_sends_events_to_it(no_global_tracker: Non
     ToolCallingFake(responses=[reply("x")]).invoke("hi")
     assert first.get_sample_value("hypertool_llm_requests_total", labels) == 1
     assert second.get_sample_value("hypertool_llm_requests_total", labels) == 1
+
+
+def test_stream_closed_early_is_cancelled_not_an_error(
+        make_tracker: Callable[..., Tracker], sample: Callable[..., float]) -> None:
+    """A consumer that stops reading a stream did not make the LLM call fail."""
+    tracker = make_tracker()
+    model = StreamingFake(responses=[reply("one two three four", tokens=(9, 4))])
+    stream = model.stream("hi", config={"callbacks": [HypertoolCallbackHandler(tracker)],
+                                         "tags": ["persona:reader"]})
+    next(stream)
+    stream.close()  # GeneratorExit inside LangChain's stream
+    labels = {"model": "fake-messages-list-chat-model", "persona": "reader"}
+    assert sample("hypertool_llm_requests_total", status="cancelled", **labels) == 1
+    assert sample("hypertool_llm_requests_total", status="error", **labels) == 0
+    assert sample("hypertool_llm_usage_missing_total", **labels) == 0
+    assert tracker.live_runs == 0

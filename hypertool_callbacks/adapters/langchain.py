@@ -34,6 +34,7 @@ class ToolCallFailed(RuntimeError):
     fixed: the tool's own error text may carry content and stays out of spans."""
 
 
+CANCELLATIONS = frozenset({"GeneratorExit", "CancelledError"})
 _MODEL_PARAMS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k",
                  "frequency_penalty", "presence_penalty", "seed", "stop")
 _MAX_PROMPT_CHARS = 20_000
@@ -217,7 +218,10 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
 
     def _end(self, run_id: UUID, outputs: Any = None, error: BaseException | None = None,
              tool: bool = False, **extra: Any) -> None:
-        if error is not None and type(error).__name__ in CONTROL_FLOW_ERRORS:
+        if error is not None and type(error).__name__ in CANCELLATIONS:
+            # The consumer stopped (a stream closed early, a task cancelled): not a failure.
+            extra["cancelled"], error = True, None
+        elif error is not None and type(error).__name__ in CONTROL_FLOW_ERRORS:
             # An interrupt pauses the run (it re-runs on resume); a ParentCommand hands off.
             extra["paused"] = type(error).__name__ != "ParentCommand"
             outputs, error = (error.args[0] if error.args else None), None

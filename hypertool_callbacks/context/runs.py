@@ -25,6 +25,7 @@ class Source(StrEnum):
 class Status(StrEnum):
     OK = "ok"
     ERROR = "error"
+    CANCELLED = "cancelled"
     EVICTED = "evicted"
 
 

@@ -27,7 +27,7 @@ from hypertool_callbacks.events import RunEnd, RunId, RunKind, RunStart, Usage
 from hypertool_callbacks.safety import RateLimitedLog
 
 _log = logging.getLogger(__name__)
-_EVICT_EVERY = 256  # starts between two eviction sweeps
+_MAX_SWEEP_INTERVAL = 60.0  # seconds between two sweeps for runs past their TTL, at most
 
 
 @dataclass(slots=True)
@@ -69,8 +69,12 @@ class Tracker:
         self._runs = RunTree(self.config.max_runs, self.config.run_ttl_seconds)
         self._executions: OrderedDict[str, _Execution] = OrderedDict()
         self._lock = threading.Lock()
-        self._starts = 0
+        # Sweeps ride on events (no thread of our own): on a start or an end, when due.
+        self._sweep_interval = min(_MAX_SWEEP_INTERVAL, self.config.run_ttl_seconds / 4)
+        self._next_sweep = self.clock.monotonic() + self._sweep_interval
         self._warn = RateLimitedLog(_log)
+        self._listener_cache: dict[str, list[tuple[Sink, Callable[[Any], None]]]] = {}
+        self._listener_key: tuple[int, int] | None = None
         for status in self.budgets.limits():
             self._notify([("on_budget", status)])
 
@@ -93,9 +97,7 @@ class Tracker:
                 self._act(run, now, now_ns, notes)
                 if run.kind is RunKind.LLM:
                     spent = self._check_budget(run, now, notes)
-            self._starts += 1
-            if self._starts % _EVICT_EVERY == 0 or len(self._runs) > self._runs.max_runs:
-                notes.extend(self._evict(now_ns, now))
+            self._sweep_if_due(now_ns, now, notes)
         if run is not None:
             notes.insert(0, ("on_run_start", run))
         self._notify(notes)
@@ -113,6 +115,7 @@ class Tracker:
                 notes.append(("on_drop", "unknown_run"))
             else:
                 self._finish(run, event, now_ns, now, notes)
+            self._sweep_if_due(now_ns, now, notes)
         self._notify(notes)
 
     def first_token(self, run_id: RunId) -> None:
@@ -229,11 +232,12 @@ class Tracker:
                 notes: list[_Note]) -> None:
         run.end_ns, run.end_mono = now_ns, now
         run.outputs, run.error = event.outputs, event.error
-        run.status = Status.ERROR if event.error is not None else Status.OK
+        run.status = (Status.ERROR if event.error is not None
+                      else Status.CANCELLED if event.cancelled else Status.OK)
         run.response_model = event.response_model
         if run.kind is RunKind.LLM and run.label == UNKNOWN and event.response_model:
             run.label = self.resolver.model_label(event.response_model)
-        if run.gate is not None and not event.paused:
+        if run.gate is not None and not (event.paused or event.cancelled):
             run.gate_result = gates.verdict(event.error, event.outputs)
         if run.kind is RunKind.LLM:
             run.usage = event.usage or self._estimate(run, event)
@@ -301,6 +305,11 @@ class Tracker:
         completion = _text_size(event.outputs) // 4
         return Usage(prompt, completion, prompt + completion, estimated=True)
 
+    def _sweep_if_due(self, now_ns: int, now: float, notes: list[_Note]) -> None:
+        if now >= self._next_sweep or len(self._runs) > self._runs.max_runs:
+            self._next_sweep = now + self._sweep_interval
+            notes.extend(self._evict(now_ns, now))
+
     def _evict(self, now_ns: int, now: float, everything: bool = False) -> list[_Note]:
         notes: list[_Note] = []
         for run in self._runs.evict(float("inf") if everything else now):
@@ -313,10 +322,23 @@ class Tracker:
 
     # -- sink dispatch ---------------------------------------------------------------------
 
+    def _listeners(self, method: str) -> list[tuple[Sink, Callable[[Any], None]]]:
+        """The sinks that implement ``method`` (not the base no-op), with the bound method;
+        cached, and rebuilt if ``self.sinks`` is replaced or changes length."""
+        key = (id(self.sinks), len(self.sinks))
+        if self._listener_key != key:
+            self._listener_cache, self._listener_key = {}, key
+        found = self._listener_cache.get(method)
+        if found is None:
+            base = getattr(Sink, method)
+            bound = [(sink, getattr(sink, method)) for sink in self.sinks]
+            found = [(sink, fn) for sink, fn in bound if getattr(fn, "__func__", None) is not base]
+            self._listener_cache[method] = found
+        return found
+
     def _notify(self, notes: list[_Note]) -> None:
         for method, arg in notes:
-            for sink in self.sinks:
-                handler: Callable[[Any], None] = getattr(sink, method)
+            for sink, handler in self._listeners(method):
                 try:
                     handler(arg)
                 except Exception as exc:

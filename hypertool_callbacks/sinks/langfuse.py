@@ -290,6 +290,9 @@ class LangfuseSink(Sink):
         if run.error is not None:
             fields["level"] = "ERROR"
             fields["status_message"] = f"{type(run.error).__name__}: {run.error}"[:_MAX_STATUS]
+        elif run.status is Status.CANCELLED:
+            fields["level"] = "WARNING"
+            fields["status_message"] = "cancelled by the caller"
         elif run.status is Status.EVICTED:
             fields["level"] = "WARNING"
             fields["status_message"] = "evicted: the run had not ended within hypertool's bounds"
