@@ -7,8 +7,10 @@ writes them to PROMETHEUS_MULTIPROC_DIR and the test reads them back.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -69,3 +71,25 @@ def test_bad_config_leaves_the_app_running_uninstrumented(tmp_path: Path) -> Non
     assert done.returncode == 0
     assert "'text': 'ok'" in done.stdout
     assert "personas.writer.budjet_tokens" in done.stderr  # the key is named, loudly
+
+
+def test_launcher_serves_metrics_for_an_unmodified_script(tmp_path: Path) -> None:
+    """README: ``HYPERTOOL_METRICS_PORT=9464 hypertool-callbacks run python app.py``."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("HYPERTOOL_", "PROMETHEUS_", "OTEL_", "LANGFUSE_"))}
+    env["HYPERTOOL_METRICS_PORT"] = str(port)
+    app = Path(__file__).parent / "apps" / "slow_app.py"
+    child = subprocess.Popen([str(CLI), "run", sys.executable, str(app), "20"], env=env,
+                             cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "called"
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    expected = ('hypertool_persona_tokens_used_total{model="fake-messages-list-chat-model",'
+                'persona="scribe",token_type="input"} 21.0')
+    assert expected in body.decode()
