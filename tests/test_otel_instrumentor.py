@@ -7,6 +7,7 @@ import importlib.metadata
 import logging
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,6 @@ from tests.otlp_receiver import OTLPReceiver
 from tests.test_otel_support import ROOT, Spans, attrs
 
 MODEL = "fake-messages-list-chat-model"
-ENTRY_POINT = "hypertool_callbacks = hypertool_callbacks.instrumentor:HypertoolInstrumentor"
 
 
 def _plain_invoke() -> Any:
@@ -88,20 +88,8 @@ def test_otel_disabled_in_config_means_metrics_only(registry: CollectorRegistry,
 
 def _entry_point_installed() -> bool:
     return any(ep.name == "hypertool_callbacks"
+               and ep.value == "hypertool_callbacks.instrumentor:HypertoolInstrumentor"
                for ep in importlib.metadata.entry_points(group="opentelemetry_instrumentor"))
-
-
-def _entry_point_shim(directory: Path) -> Path:
-    """A minimal distribution declaring our entry point, for when the package was installed
-    before the entry point existed in pyproject.toml (importlib.metadata finds it on sys.path)."""
-    dist = directory / "hypertool_callbacks_entry_point-0.0.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: hypertool-callbacks-entry-point\nVersion: 0.0.0\n",
-        encoding="utf-8")
-    (dist / "entry_points.txt").write_text(f"[opentelemetry_instrumentor]\n{ENTRY_POINT}\n",
-                                           encoding="utf-8")
-    return directory
 
 
 def _value(any_value: Any) -> Any:
@@ -114,9 +102,9 @@ def test_opentelemetry_instrument_runs_an_unmodified_script(tmp_path: Path) -> N
         "opentelemetry-distro is not installed (it belongs in the otel extra)")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OTEL_", "HYPERTOOL_", "LANGFUSE_", "PYTHONPATH"))}
-    if not _entry_point_installed():
-        env["PYTHONPATH"] = str(_entry_point_shim(tmp_path / "site"))
-    bin_dir = ROOT / ".venv" / "bin"
+    # The package's own metadata must declare it: that is what the launcher discovers.
+    assert _entry_point_installed(), "pyproject.toml lost the opentelemetry_instrumentor entry"
+    bin_dir = Path(sys.executable).parent
     with OTLPReceiver() as receiver:
         env.update({
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url + "/v1/traces",

@@ -1,0 +1,68 @@
+"""The catalog is the one source of metric names: nothing elsewhere may name a metric it lacks,
+and what it declares follows Prometheus conventions."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from hypertool_callbacks.catalog import CATALOG
+from hypertool_callbacks.sinks.prometheus import PrometheusSink
+
+ROOT = Path(__file__).parent.parent
+# Names of the hypertool_ family that are not metrics: metadata keys, modules, a context var.
+NOT_METRICS = {"hypertool_callbacks", "hypertool_persona", "hypertool_stage",
+               "hypertool_workflow", "hypertool_gate", "hypertool_handler"}
+SERIES_SUFFIXES = ("_bucket", "_count", "_sum", "_created")
+NAME = re.compile(r"(?<![A-Za-z0-9_])hypertool_[a-z0-9_]+")
+
+
+def _known_names() -> set[str]:
+    names = set()
+    for spec in CATALOG:
+        names |= {spec.name, spec.base_name}
+        names |= {spec.base_name + suffix for suffix in SERIES_SUFFIXES}
+    return names
+
+
+def _files() -> list[Path]:
+    places = [ROOT / "README.md", *ROOT.glob("tests/**/*.py"), *ROOT.glob("benchmarks/**/*.py")]
+    for folder in ("integrations", "dashboards", "alerts", "notebooks"):
+        places += [p for p in (ROOT / folder).rglob("*") if p.is_file()]
+    return places
+
+
+def test_every_metric_named_anywhere_is_in_the_catalog() -> None:
+    known = _known_names()
+    unknown = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in _files()
+        for name in NAME.findall(path.read_text(encoding="utf-8", errors="replace"))
+        if name not in known and name not in NOT_METRICS
+    }
+    assert unknown == set()
+
+
+@pytest.mark.parametrize("spec", CATALOG, ids=[spec.name for spec in CATALOG])
+def test_catalog_entries_follow_prometheus_conventions(spec: object) -> None:
+    from hypertool_callbacks.catalog import MetricSpec
+
+    assert isinstance(spec, MetricSpec)
+    assert re.fullmatch(r"hypertool_[a-z0-9_]+", spec.name)
+    assert spec.name.endswith("_total") == (spec.kind == "counter")
+    if spec.kind == "histogram":
+        assert spec.name.endswith("_seconds")
+        assert list(spec.buckets) == sorted(set(spec.buckets)) and len(spec.buckets) >= 8
+    assert all(re.fullmatch(r"[a-z_]+", label) for label in spec.labels)
+    assert spec.help.strip()
+
+
+def test_the_prometheus_sink_registers_exactly_the_catalog() -> None:
+    registry = CollectorRegistry()
+    PrometheusSink(registry)
+    registered = {metric.name for metric in registry.collect()}
+    # prometheus_client reports counters without their _total suffix.
+    assert registered == {spec.base_name for spec in CATALOG}
