@@ -294,3 +294,23 @@ def test_stream_closed_early_is_cancelled_not_an_error(
     assert sample("hypertool_llm_requests_total", status="error", **labels) == 0
     assert sample("hypertool_llm_usage_missing_total", **labels) == 0
     assert tracker.live_runs == 0
+
+
+def test_a_failure_while_ending_a_run_still_ends_it_for_the_sinks(
+        make_tracker: Callable[..., Tracker], sample: Callable[..., float]) -> None:
+    """Estimating usage reads the output: an output whose attributes raise must not leave the
+    run open in the sinks, nor reach the app."""
+
+    class Hostile:
+        def __getattr__(self, name: str) -> Any:
+            raise ValueError("no attributes here")
+
+    from hypertool_callbacks.events import RunEnd, RunKind, RunStart
+
+    tracker = make_tracker(estimate_missing_usage=True)
+    tracker.start(RunStart("r", None, RunKind.LLM, "model", tags=("persona:p",)))
+    tracker.end(RunEnd("r", outputs=Hostile()))
+    assert tracker.live_runs == 0
+    assert sample("hypertool_internal_errors_total", component="tracker.finish") == 1
+    assert sample("hypertool_llm_requests_total", model="unknown", persona="p",
+                  status="ok") == 1

@@ -114,7 +114,15 @@ class Tracker:
             if run is None:
                 notes.append(("on_drop", "unknown_run"))
             else:
-                self._finish(run, event, now_ns, now, notes)
+                try:
+                    self._finish(run, event, now_ns, now, notes)
+                except Exception as exc:  # e.g. an output object whose attributes raise
+                    if self.config.strict:
+                        raise
+                    self._warn.warning("finish", "hypertool: ending a run failed: %r", exc)
+                    notes.append(("on_internal_error", "tracker.finish"))
+                    if ("on_run_end", run) not in notes:  # sinks must still close it
+                        notes.append(("on_run_end", run))
             self._sweep_if_due(now_ns, now, notes)
         self._notify(notes)
 
