@@ -196,8 +196,8 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
         if self._tracker is None:
             from hypertool_callbacks.wiring import get_tracker_or_disabled
 
-            # Inside a LangChain callback a ConfigError would break the app: the runtime
-            # logs it loudly once and hands out a tracker with no sinks instead.
+            # Inside a LangChain callback a ConfigError would break the app: wiring logs it
+            # loudly once and hands out a tracker with no sinks instead.
             self._tracker = get_tracker_or_disabled()
         return self._tracker
 
