@@ -83,7 +83,8 @@ WORKFLOW_DURATION = MetricSpec(
     ("workflow", "status"), WORK_SECONDS)
 LLM_REQUESTS = MetricSpec(
     "hypertool_llm_requests_total", "counter",
-    "LLM calls by model, persona and status ok|error|cancelled|evicted.",
+    "LLM calls by model, persona and status ok|error|cancelled|refused (budget spent, "
+    "raise mode)|evicted.",
     ("model", "persona", "status"))
 LLM_DURATION = MetricSpec(
     "hypertool_llm_request_duration_seconds", "histogram",

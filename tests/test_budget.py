@@ -267,8 +267,11 @@ def test_raise_mode_stops_the_call_before_the_model(make_tracker: MakeTracker,
     assert sample(REMAINING, persona="coder") == -5
     assert sample("hypertool_persona_tokens_used_total", persona="coder", model=MODEL,
                   token_type="input") == 10
+    # Refused, not failed: error-rate alerts stay about real failures.
     assert sample("hypertool_llm_requests_total", model=MODEL, persona="coder",
-                  status="error") == 1
+                  status="refused") == 1
+    assert sample("hypertool_llm_requests_total", model=MODEL, persona="coder",
+                  status="error") == 0
     assert sample("hypertool_events_dropped_total", reason="unknown_run") == 0
 
 

@@ -26,6 +26,7 @@ class Status(StrEnum):
     OK = "ok"
     ERROR = "error"
     CANCELLED = "cancelled"
+    REFUSED = "refused"  # not sent: the persona's token budget was spent (raise mode)
     EVICTED = "evicted"
 
 

@@ -240,7 +240,8 @@ class Tracker:
                 notes: list[_Note]) -> None:
         run.end_ns, run.end_mono = now_ns, now
         run.outputs, run.error = event.outputs, event.error
-        run.status = (Status.ERROR if event.error is not None
+        run.status = (Status.REFUSED if isinstance(event.error, TokenBudgetExceeded)
+                      else Status.ERROR if event.error is not None
                       else Status.CANCELLED if event.cancelled else Status.OK)
         run.response_model = event.response_model
         if run.kind is RunKind.LLM and run.label == UNKNOWN and event.response_model:
