@@ -86,7 +86,7 @@ class Resolver:
         return name if name and name not in self.generic else None
 
     def resolve(self, run: Run, parent: Run | None) -> None:
-        node_run = is_node_run(run.tags, run.metadata)
+        node_run = run.is_node = is_node_run(run.tags, run.metadata)
         node = clean(run.metadata.get(NODE_KEY)) or ""
         if node_run and parent is not None:
             self._learn_graph(parent, node)

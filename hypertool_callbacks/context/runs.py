@@ -59,6 +59,7 @@ class Run:
     workflow: str = UNKNOWN
     agent: str | None = None  # innermost named agent (graph) this run belongs to
     is_graph: bool = False  # a LangGraph graph (learned when its first node starts)
+    is_node: bool = False  # a LangGraph node run (a graph's direct child)
     execution: str = ""  # workflow execution key: LangGraph thread_id or the root run id
     thread_id: str | None = None  # LangGraph thread_id (checkpointer), when there is one
     stage_run: Run | None = None  # the run that introduced this run's stage

@@ -17,7 +17,7 @@ from hypertool_callbacks.clock import Clock, SystemClock
 from hypertool_callbacks.config import Config
 from hypertool_callbacks.context import gates
 from hypertool_callbacks.context.budget import BudgetBook
-from hypertool_callbacks.context.inference import NODE_KEY, Resolver, is_node_run
+from hypertool_callbacks.context.inference import NODE_KEY, Resolver
 from hypertool_callbacks.context.labels import clean
 from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
 from hypertool_callbacks.context.runs import UNKNOWN, Run, RunTree, Status
@@ -259,7 +259,7 @@ class Tracker:
                     notes.append(("on_budget", status))
         notes.append(("on_run_end", run))
         # Tools hand off by name; a Command(goto=...) counts once, at the node that returned it.
-        if event.handoff_to and (run.kind is RunKind.TOOL or is_node_run(run.tags, run.metadata)):
+        if event.handoff_to and (run.kind is RunKind.TOOL or run.is_node):
             self._handoff(run, event.handoff_to, notes)
         if run.parent is None:
             self._end_execution(run, now, notes)
@@ -284,7 +284,7 @@ class Tracker:
     def _land_handoff(self, run: Run, notes: list[_Note]) -> None:
         """The node a pending handoff targets starts: record it to the persona it runs as."""
         state = self._executions.get(run.execution)
-        if state is None or not state.handoffs or not is_node_run(run.tags, run.metadata):
+        if state is None or not state.handoffs or not run.is_node:
             return
         pending = state.handoffs.pop(clean(run.metadata.get(NODE_KEY)) or "", None)
         if pending is None:
