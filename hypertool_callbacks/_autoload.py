@@ -23,7 +23,7 @@ def activate() -> None:
     _activated = True
     try:
         from hypertool_callbacks.errors import ConfigError
-        from hypertool_callbacks.exposition import serve_metrics
+        from hypertool_callbacks.exposition import serve_metrics_if_free
         from hypertool_callbacks.runtime import get_tracker, register_env_hook
 
         try:
@@ -36,15 +36,7 @@ def activate() -> None:
             _log.warning("hypertool-callbacks: langchain-core is not installed; nothing to do")
             return
         atexit.register(tracker.shutdown, 5.0)
-        port = tracker.config.metrics_port
-        if port is not None:
-            try:
-                server, _ = serve_metrics(port, tracker.config.metrics_addr)
-            except OSError as exc:  # a second worker, a reloader child: the port is taken
-                _log.warning("hypertool-callbacks: cannot serve metrics on port %d: %s",
-                             port, exc)
-            else:
-                _log.info("hypertool-callbacks: metrics on http://%s:%d/metrics",
-                          tracker.config.metrics_addr, server.server_port)
+        if tracker.config.metrics_port is not None:
+            serve_metrics_if_free(tracker.config.metrics_port, tracker.config.metrics_addr)
     except Exception:
         _log.exception("hypertool-callbacks failed to activate; the app runs uninstrumented")

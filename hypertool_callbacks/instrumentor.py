@@ -30,7 +30,7 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from hypertool_callbacks import runtime
 from hypertool_callbacks.config import load_config
 from hypertool_callbacks.context.tracker import Tracker
-from hypertool_callbacks.exposition import serve_metrics
+from hypertool_callbacks.exposition import serve_metrics_if_free
 
 _log = logging.getLogger(__name__)
 
@@ -58,13 +58,9 @@ class HypertoolInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._active = True
         runtime.instrument()
         port = tracker.config.metrics_port
-        if port is not None:
-            try:
-                self.metrics_server, _ = serve_metrics(port, tracker.config.metrics_addr,
-                                                       kwargs.get("registry"))
-            except OSError as exc:  # e.g. already served by HYPERTOOL_CALLBACKS start-up
-                _log.warning("hypertool-callbacks: cannot serve metrics on port %d: %s",
-                             port, exc)
+        if port is not None:  # maybe already served by HYPERTOOL_CALLBACKS start-up
+            self.metrics_server = serve_metrics_if_free(port, tracker.config.metrics_addr,
+                                                        kwargs.get("registry"))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         if not self._active:

@@ -9,7 +9,7 @@ from langchain_core.language_models.fake_chat_models import FakeMessagesListChat
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 
-from hypertool_callbacks.demo.fakes import ToolCallingFake
+from hypertool_callbacks.demo.fakes import ToolCallingFake, ai
 
 __all__ = ["StreamingFake", "ToolCallingFake", "reply", "usage"]
 
@@ -23,10 +23,7 @@ def usage(inp: int, out: int, **details: Any) -> dict[str, Any]:
 def reply(content: str = "", *, tokens: tuple[int, int] | None = (10, 5),
           calls: Sequence[tuple[str, dict[str, Any]]] = ()) -> AIMessage:
     """An AIMessage with optional tool calls ``[(name, args)]`` and usage ``(in, out)``."""
-    tool_calls = [{"name": name, "args": args, "id": f"call_{i}_{name}"}
-                  for i, (name, args) in enumerate(calls)]
-    return AIMessage(content=content, tool_calls=tool_calls,
-                     usage_metadata=usage(*tokens) if tokens else None)
+    return ai(content, *(tokens or (None, 0)), calls=calls)
 
 
 class StreamingFake(FakeMessagesListChatModel):

@@ -90,10 +90,11 @@ class Tracker:
                 notes.append(("on_drop", "duplicate_run"))
                 run = None
             else:
-                if event.parent_id and self._runs.get(event.parent_id) is None:
+                parent = self._runs.get(event.parent_id) if event.parent_id else None
+                if event.parent_id and parent is None:
                     # Parent never seen (handler attached mid-run) or evicted: a root now.
                     notes.append(("on_drop", "unknown_parent"))
-                run = self._new_run(event, now_ns, now)
+                run = self._new_run(event, parent, now_ns, now)
                 self._act(run, now, now_ns, notes)
                 if run.kind is RunKind.LLM:
                     spent = self._check_budget(run, now, notes)
@@ -174,8 +175,7 @@ class Tracker:
 
     # -- internals (called with the lock held) ---------------------------------------------
 
-    def _new_run(self, event: RunStart, now_ns: int, now: float) -> Run:
-        parent = self._runs.get(event.parent_id) if event.parent_id else None
+    def _new_run(self, event: RunStart, parent: Run | None, now_ns: int, now: float) -> Run:
         run = Run(
             run_id=event.run_id, parent=parent, kind=event.kind,
             name=clean(event.name) or event.kind.value, tags=event.tags,

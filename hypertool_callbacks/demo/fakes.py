@@ -9,15 +9,18 @@ from langchain_core.language_models.fake_chat_models import FakeMessagesListChat
 from langchain_core.messages import AIMessage
 
 
-def ai(content: str, input_tokens: int, output_tokens: int,
+def ai(content: str, input_tokens: int | None, output_tokens: int = 0,
        calls: Sequence[tuple[str, dict[str, Any]]] = ()) -> AIMessage:
-    """A reply with usage metadata and optional tool calls ``[(name, args)]``."""
+    """A reply with optional tool calls ``[(name, args)]`` and, unless ``input_tokens`` is
+    None, usage metadata."""
+    usage = None if input_tokens is None else {
+        "input_tokens": input_tokens, "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens}
     return AIMessage(
         content=content,
         tool_calls=[{"name": name, "args": args, "id": f"call_{i}_{name}"}
                     for i, (name, args) in enumerate(calls)],
-        usage_metadata={"input_tokens": input_tokens, "output_tokens": output_tokens,
-                        "total_tokens": input_tokens + output_tokens},
+        usage_metadata=usage,
     )
 
 

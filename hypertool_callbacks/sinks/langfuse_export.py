@@ -119,14 +119,7 @@ class CountingSpanExporter(SpanExporter):
                                        compression=Compression.Gzip, session=self._session)
         metrics = build_metrics(REGISTRY if registry is None else registry)
         self._failures = metrics[catalog.LANGFUSE_EXPORT_FAILURES.name]
-        self._children: dict[str, Any] = {}
         self._warn = RateLimitedLog(_log)
-
-    def _count(self, reason: str) -> None:
-        child = self._children.get(reason)
-        if child is None:
-            child = self._children.setdefault(reason, self._failures.labels(reason))
-        child.inc()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         _QUIET.active.on = True  # the inner exporter logs every failed batch: we rate-limit
@@ -142,7 +135,7 @@ class CountingSpanExporter(SpanExporter):
         return result
 
     def _failed(self, reason: str) -> None:
-        self._count(reason)
+        self._failures.labels(reason).inc()  # a failure path: no child cache needed
         self._warn.warning(f"export:{reason}", "hypertool: Langfuse export failed (%s); those "
                            "observations are dropped", reason)
 
