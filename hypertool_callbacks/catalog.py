@@ -18,6 +18,15 @@ TOOL_SECONDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 
 # Personas, stages and workflows act for seconds to an hour.
 WORK_SECONDS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
+# Closed label values (tests check the emitting code agrees with each of these).
+RUN_STATUSES = ("ok", "error", "cancelled", "evicted")
+LLM_STATUSES = ("ok", "error", "cancelled", "refused", "evicted")
+TOKEN_TYPES = ("input", "output", "input_estimated", "output_estimated")
+TOKEN_DETAILS = ("cache_read", "cache_creation", "reasoning")
+GATE_RESULTS = ("pass", "fail")
+BUDGET_SCOPES = ("workflow", "process")
+DROP_REASONS = ("unknown_run", "duplicate_run", "evicted", "unknown_parent")
+
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
@@ -30,11 +39,20 @@ class MetricSpec:
     buckets: tuple[float, ...] = ()
     # How multiprocess mode merges a gauge across processes.
     multiprocess_mode: str = "mostrecent"
+    # Every value the exporter can emit for a closed label, as (label, values) pairs: rules
+    # and dashboards are checked against these, so a query for a value never emitted fails.
+    values: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def base_name(self) -> str:
         """The name prometheus_client wants (counters get ``_total`` appended by it)."""
         return self.name.removesuffix("_total") if self.kind == "counter" else self.name
+
+    def allowed(self, label: str) -> tuple[str, ...] | None:
+        """The values ``label`` can take, or None when it is open (names, models, ...)."""
+        if label not in self.labels:
+            raise KeyError(f"{self.name} has no label {label!r} (labels: {self.labels})")
+        return dict(self.values).get(label)
 
 
 PERSONA_SWITCHES = MetricSpec(
@@ -53,22 +71,27 @@ PERSONA_TOKENS = MetricSpec(
     "hypertool_persona_tokens_used_total", "counter",
     "Tokens used by LLM calls; token_type input|output, or input_estimated|output_estimated "
     "when estimation of missing usage is enabled.",
-    ("persona", "model", "token_type"))
+    ("persona", "model", "token_type"), values=(("token_type", TOKEN_TYPES),))
 PERSONA_TOKEN_DETAILS = MetricSpec(
     "hypertool_persona_token_details_total", "counter",
     "Subsets of the used tokens: cache_read and cache_creation (of input), reasoning (of "
     "output). Do not add these to hypertool_persona_tokens_used_total.",
-    ("persona", "model", "detail"))
+    ("persona", "model", "detail"), values=(("detail", TOKEN_DETAILS),))
+# scope: workflow (each execution starts full) or process (this process, since start or over a
+# window). Neither is a fleet-wide budget: see the README for the fleet math.
+_SCOPE = (("scope", BUDGET_SCOPES),)
 BUDGET_LIMIT = MetricSpec(
     "hypertool_persona_token_budget_limit", "gauge",
-    "Configured token budget of a persona.", ("persona",), multiprocess_mode="max")
+    "Configured token budget of a persona, per execution (scope workflow) or per process "
+    "(scope process).", ("persona", "scope"), multiprocess_mode="max", values=_SCOPE)
 BUDGET_REMAINING = MetricSpec(
     "hypertool_persona_token_budget_remaining", "gauge",
-    "Tokens left in a persona's budget (current execution for workflow scope); negative when "
-    "overrun.", ("persona",))
+    "Tokens left in a persona's budget (scope workflow: in the execution that last used it; "
+    "process: in this process); negative when overrun.", ("persona", "scope"), values=_SCOPE)
 BUDGET_EXCEEDED = MetricSpec(
     "hypertool_persona_token_budget_exceeded_total", "counter",
-    "LLM calls that started while the persona's budget was already spent.", ("persona",))
+    "LLM calls that started while the persona's budget was already spent.",
+    ("persona", "scope"), values=_SCOPE)
 STAGE_DURATION = MetricSpec(
     "hypertool_workflow_stage_duration_seconds", "histogram",
     "Duration of a workflow stage; persona is the first persona whose LLM or tool call ran in "
@@ -76,19 +99,21 @@ STAGE_DURATION = MetricSpec(
     ("workflow", "stage", "persona"), WORK_SECONDS)
 QUALITY_GATE = MetricSpec(
     "hypertool_workflow_quality_gate_total", "counter",
-    "Quality gate results (result pass|fail).", ("workflow", "stage", "gate", "result"))
+    "Quality gate results (result pass|fail).", ("workflow", "stage", "gate", "result"),
+    values=(("result", GATE_RESULTS),))
 WORKFLOW_DURATION = MetricSpec(
     "hypertool_workflow_duration_seconds", "histogram",
     "Duration of a workflow run (a root run), by status ok|error|cancelled|evicted.",
-    ("workflow", "status"), WORK_SECONDS)
+    ("workflow", "status"), WORK_SECONDS, values=(("status", RUN_STATUSES),))
 LLM_REQUESTS = MetricSpec(
     "hypertool_llm_requests_total", "counter",
     "LLM calls by model, persona and status ok|error|cancelled|refused (budget spent, "
     "raise mode)|evicted.",
-    ("model", "persona", "status"))
+    ("model", "persona", "status"), values=(("status", LLM_STATUSES),))
 LLM_DURATION = MetricSpec(
     "hypertool_llm_request_duration_seconds", "histogram",
-    "LLM call latency.", ("model", "persona", "status"), LLM_SECONDS)
+    "LLM call latency.", ("model", "persona", "status"), LLM_SECONDS,
+    values=(("status", LLM_STATUSES),))
 LLM_FIRST_TOKEN = MetricSpec(
     "hypertool_llm_time_to_first_token_seconds", "histogram",
     "Time from the start of a streamed LLM call to its first token.",
@@ -100,7 +125,7 @@ LLM_USAGE_MISSING = MetricSpec(
 TOOL_CALLS = MetricSpec(
     "hypertool_tool_calls_total", "counter",
     "Tool calls by tool, persona and status ok|error|cancelled|evicted.",
-    ("tool", "persona", "status"))
+    ("tool", "persona", "status"), values=(("status", RUN_STATUSES),))
 TOOL_DURATION = MetricSpec(
     "hypertool_tool_duration_seconds", "histogram",
     "Tool call latency.", ("tool", "persona"), TOOL_SECONDS)
@@ -108,7 +133,7 @@ EVENTS_DROPPED = MetricSpec(
     "hypertool_events_dropped_total", "counter",
     "Framework events hypertool could not use (unknown_run, duplicate_run, evicted; "
     "unknown_parent: tracked as a root because its parent was never seen).",
-    ("reason",))
+    ("reason",), values=(("reason", DROP_REASONS),))
 INTERNAL_ERRORS = MetricSpec(
     "hypertool_internal_errors_total", "counter",
     "Failures inside hypertool-callbacks, swallowed so the application is not affected.",

@@ -29,6 +29,20 @@ MODEL = "fake-messages-list-chat-model"
 TRACKER_LOG = "hypertool_callbacks.context.tracker"
 
 
+@pytest.fixture
+def sample(registry: CollectorRegistry) -> Sample:
+    """``sample(name, **labels)``: the one series whose labels include ``labels`` (budget
+    series also carry ``scope``, which each test's config fixes), 0.0 when there is none."""
+
+    def value(name: str, **labels: str) -> float:
+        found = [s.value for metric in registry.collect() for s in metric.samples
+                 if s.name == name and labels.items() <= s.labels.items()]
+        assert len(found) <= 1, f"{name}{labels} matches {len(found)} series"
+        return found[0] if found else 0.0
+
+    return value
+
+
 def budget(tokens: int, scope: str = "workflow", window: float | None = None,
            **keys: Any) -> Config:
     persona: dict[str, Any] = {"budget_tokens": tokens, "budget_scope": scope}
@@ -72,16 +86,19 @@ class Driver:
 def test_limit_and_full_remaining_are_exported_at_start(make_tracker: MakeTracker,
                                                         sample: Sample) -> None:
     make_tracker(budget(100))
-    assert sample(LIMIT, persona="coder") == 100
-    assert sample(REMAINING, persona="coder") == 100
+    assert sample(LIMIT, persona="coder", scope="workflow") == 100
+    assert sample(REMAINING, persona="coder", scope="workflow") == 100
+    make_tracker(budget(100, "process"))
+    assert sample(LIMIT, persona="coder", scope="process") == 100
 
 
 def test_personas_without_budget_export_nothing(make_tracker: MakeTracker,
                                                 registry: CollectorRegistry) -> None:
     tracker = make_tracker(Config.model_validate({"personas": {"free": {}}}))
     Driver(tracker).execution(50, persona="free")
-    assert registry.get_sample_value(LIMIT, {"persona": "free"}) is None
-    assert registry.get_sample_value(REMAINING, {"persona": "free"}) is None
+    exported = [s for metric in registry.collect() for s in metric.samples
+                if s.name in (LIMIT, REMAINING)]
+    assert exported == []
 
 
 # -- workflow scope -------------------------------------------------------------------------

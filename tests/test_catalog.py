@@ -66,3 +66,41 @@ def test_the_prometheus_sink_registers_exactly_the_catalog() -> None:
     registered = {metric.name for metric in registry.collect()}
     # prometheus_client reports counters without their _total suffix.
     assert registered == {spec.base_name for spec in CATALOG}
+
+
+def test_closed_label_values_agree_with_the_code_that_emits_them() -> None:
+    # Rules and dashboards are checked against these sets; here the sets are checked against
+    # the code, so a value the exporter starts (or stops) emitting cannot slip past both.
+    import typing
+
+    from hypertool_callbacks import catalog as c
+    from hypertool_callbacks.config import PersonaConfig
+    from hypertool_callbacks.context import gates
+    from hypertool_callbacks.context.runs import Status
+    from hypertool_callbacks.events import Usage
+
+    run_statuses = {s.value for s in Status} - {Status.REFUSED.value}  # refused: LLM calls only
+    assert set(c.LLM_STATUSES) == {s.value for s in Status}
+    assert set(c.RUN_STATUSES) == run_statuses
+    assert set(c.GATE_RESULTS) == {gates.PASS, gates.FAIL}
+    assert set(c.TOKEN_DETAILS) == set(Usage(1, 1, 2, 1, 1, 1).details())
+    scope = PersonaConfig.model_fields["budget_scope"].annotation
+    assert set(c.BUDGET_SCOPES) == set(typing.get_args(scope))
+    tracker_source = (ROOT / "hypertool_callbacks/context/tracker.py").read_text()
+    emitted = set(re.findall(r'\("on_drop", "([a-z_]+)"\)', tracker_source))
+    assert emitted == set(c.DROP_REASONS)
+    sink_source = (ROOT / "hypertool_callbacks/sinks/prometheus.py").read_text()
+    assert {"input", "output"} <= set(c.TOKEN_TYPES)
+    assert '"_estimated"' in sink_source and all(
+        t.removesuffix("_estimated") in ("input", "output") for t in c.TOKEN_TYPES)
+
+
+def test_allowed_values_reject_unknown_labels() -> None:
+    from hypertool_callbacks import catalog as c
+
+    assert c.QUALITY_GATE.allowed("result") == ("pass", "fail")
+    assert c.QUALITY_GATE.allowed("gate") is None
+    with pytest.raises(KeyError, match="no label 'status'"):
+        c.QUALITY_GATE.allowed("status")
+    for spec in CATALOG:
+        assert {label for label, _ in spec.values} <= set(spec.labels), spec.name

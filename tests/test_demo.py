@@ -32,7 +32,7 @@ def test_pipeline_personas_gate_and_budget(
     assert sample("hypertool_workflow_quality_gate_total", result="pass", **gate) == 1
     # Two attempts of (150+30) + (210+60) tokens against a budget of 600: the last call
     # starts with 630 used, so it is counted as started over budget.
-    budget = {"persona": "backend-engineer"}
+    budget = {"persona": "backend-engineer", "scope": "workflow"}
     assert sample("hypertool_persona_token_budget_limit", **budget) == 600
     assert sample("hypertool_persona_token_budget_remaining", **budget) == -300
     assert sample("hypertool_persona_token_budget_exceeded_total", **budget) == 1

@@ -87,9 +87,9 @@ def test_worker_metrics_are_merged_across_processes(multiproc_dir: Path,
                                      {**labels, "status": "ok"}) == 2
     # Gauges merge by their catalog mode: the limit is the max, remaining the latest write.
     assert registry.get_sample_value("hypertool_persona_token_budget_limit",
-                                     {"persona": "coder"}) == 100
+                                     {"persona": "coder", "scope": "process"}) == 100
     assert registry.get_sample_value("hypertool_persona_token_budget_remaining",
-                                     {"persona": "coder"}) == 44
+                                     {"persona": "coder", "scope": "process"}) == 44
 
 
 @pytest.fixture

@@ -157,11 +157,11 @@ class PrometheusSink(Sink):
                   run=handoff.run)
 
     def on_budget(self, status: BudgetStatus) -> None:
-        self._budget_limit.labels(status.persona).set(status.limit)
-        self._budget_remaining.labels(status.persona).set(status.remaining)
+        self._budget_limit.labels(status.persona, status.scope).set(status.limit)
+        self._budget_remaining.labels(status.persona, status.scope).set(status.remaining)
 
     def on_budget_exceeded(self, status: BudgetStatus) -> None:
-        self._budget_exceeded.labels(status.persona).inc()
+        self._budget_exceeded.labels(status.persona, status.scope).inc()
 
     def on_drop(self, reason: str) -> None:
         self._dropped.labels(reason).inc()
