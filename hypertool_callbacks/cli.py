@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the offline multi-persona demo, serving /metrics")
-    demo.add_argument("--port", type=int, default=9464, help="metrics port (0: any free port)")
+    demo.add_argument("--port", type=int, default=None,
+                      help="metrics port (default 9464, a free one if that is busy; 0: any)")
     demo.add_argument("--addr", default="127.0.0.1", help="metrics bind address")
     demo.add_argument("--iterations", type=int, default=0, help="workflow runs (0: forever)")
     demo.add_argument("--interval", type=float, default=2.0, help="seconds between runs")

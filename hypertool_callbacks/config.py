@@ -115,6 +115,8 @@ class Config(_Strict):
     extra_generic_names: list[str] = Field(default_factory=list)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_addr: str = "127.0.0.1"
+    metrics_created_series: bool = Field(
+        default=False, description="expose the *_created series (twice the series count)")
     otel: OtelSettings = Field(default_factory=OtelSettings)
     langfuse: LangfuseSettings = Field(default_factory=LangfuseSettings)
 

@@ -17,3 +17,11 @@ class TokenBudgetExceeded(RuntimeError):
         self.persona = persona
         self.limit = limit
         self.used = used
+
+
+class MetricsPortError(OSError):
+    """``serve_metrics`` could not listen: the message says where and what to do instead."""
+
+    def __init__(self, message: str, errno_: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno_  # type: ignore[assignment]

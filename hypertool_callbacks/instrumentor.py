@@ -59,8 +59,9 @@ class HypertoolInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         runtime.instrument()
         port = tracker.config.metrics_port
         if port is not None:  # maybe already served by HYPERTOOL_CALLBACKS start-up
-            self.metrics_server = serve_metrics_if_free(port, tracker.config.metrics_addr,
-                                                        kwargs.get("registry"))
+            self.metrics_server = serve_metrics_if_free(
+                port, tracker.config.metrics_addr, kwargs.get("registry"),
+                created_series=tracker.config.metrics_created_series)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         if not self._active:

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import sys
 import time
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
 from hypertool_callbacks.config import OtelSettings
-from hypertool_callbacks.exposition import serve_metrics
+from hypertool_callbacks.errors import MetricsPortError
+from hypertool_callbacks.exposition import serve_metrics, stop_metrics
 from hypertool_callbacks.runtime import build_tracker
 
 _log = logging.getLogger(__name__)
 
 
-def run_demo(*, port: int = 9464, addr: str = "127.0.0.1", iterations: int = 0,
+DEFAULT_PORT = 9464
+
+
+def run_demo(*, port: int | None = None, addr: str = "127.0.0.1", iterations: int = 0,
              interval: float = 2.0, scenario: str = "all", spans: str = "file",
              spans_file: str = "hypertool-spans.jsonl") -> int:
     from hypertool_callbacks.demo import pipeline, team
@@ -25,9 +32,13 @@ def run_demo(*, port: int = 9464, addr: str = "127.0.0.1", iterations: int = 0,
         jsonl_path=spans_file if spans == "file" else None,
     )
     config = pipeline.CONFIG.model_copy(update={"otel": otel})
+    try:
+        server = _serve(port, addr)
+    except MetricsPortError as exc:
+        print(f"hypertool-callbacks demo: {exc}", file=sys.stderr, flush=True)
+        return 2
     tracker = build_tracker(config)
     handler = HypertoolCallbackHandler(tracker)
-    server, _ = serve_metrics(port, addr)
     url = f"http://{addr}:{server.server_port}/metrics"
     print(f"hypertool-callbacks demo: metrics at {url}", flush=True)
     if otel.jsonl_path:
@@ -55,6 +66,19 @@ def run_demo(*, port: int = 9464, addr: str = "127.0.0.1", iterations: int = 0,
         pass
     finally:
         tracker.shutdown(5.0)
-        server.shutdown()
+        stop_metrics(server)
     print(f"hypertool-callbacks demo: {done} iteration(s) done", flush=True)
     return 0
+
+
+def _serve(port: int | None, addr: str) -> WSGIServer:
+    """The port asked for; without one, 9464 or, when that is busy, any free port."""
+    try:
+        server, _ = serve_metrics(DEFAULT_PORT if port is None else port, addr)
+    except MetricsPortError as exc:
+        if port is not None or exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"hypertool-callbacks demo: port {DEFAULT_PORT} is busy; using a free port",
+              flush=True)
+        server, _ = serve_metrics(0, addr)
+    return server
