@@ -25,6 +25,7 @@ TOKEN_TYPES = ("input", "output", "input_estimated", "output_estimated")
 TOKEN_DETAILS = ("cache_read", "cache_creation", "reasoning")
 GATE_RESULTS = ("pass", "fail")
 BUDGET_SCOPES = ("workflow", "process")
+COST_USAGE = ("reported", "estimated")
 DROP_REASONS = ("unknown_run", "duplicate_run", "evicted", "unknown_parent")
 
 
@@ -92,6 +93,27 @@ BUDGET_EXCEEDED = MetricSpec(
     "hypertool_persona_token_budget_exceeded_total", "counter",
     "LLM calls that started while the persona's budget was already spent.",
     ("persona", "scope"), values=_SCOPE)
+PERSONA_COST = MetricSpec(
+    "hypertool_persona_cost_usd_total", "counter",
+    "Cost of LLM calls in USD, priced offline (genai-prices data or [prices] overrides); usage "
+    "reported, or estimated when priced from estimate_missing_usage.",
+    ("persona", "model", "usage"), values=(("usage", COST_USAGE),))
+LLM_COST_UNPRICED = MetricSpec(
+    "hypertool_llm_cost_unpriced_total", "counter",
+    "LLM calls with usage but no known price for their model (no cost was added for them).",
+    ("persona", "model"))
+COST_BUDGET_LIMIT = MetricSpec(
+    "hypertool_persona_cost_budget_limit_usd", "gauge",
+    "Configured USD budget of a persona, per execution (scope workflow) or per process "
+    "(scope process).", ("persona", "scope"), multiprocess_mode="max", values=_SCOPE)
+COST_BUDGET_REMAINING = MetricSpec(
+    "hypertool_persona_cost_budget_remaining_usd", "gauge",
+    "USD left in a persona's budget (scope workflow: in the execution that last used it; "
+    "process: in this process); negative when overrun.", ("persona", "scope"), values=_SCOPE)
+COST_BUDGET_EXCEEDED = MetricSpec(
+    "hypertool_persona_cost_budget_exceeded_total", "counter",
+    "LLM calls that started while the persona's USD budget was already spent.",
+    ("persona", "scope"), values=_SCOPE)
 STAGE_DURATION = MetricSpec(
     "hypertool_workflow_stage_duration_seconds", "histogram",
     "Duration of a workflow stage; persona is the first persona whose LLM or tool call ran in "
@@ -144,7 +166,8 @@ LANGFUSE_EXPORT_FAILURES = MetricSpec(
 
 CATALOG: tuple[MetricSpec, ...] = (
     PERSONA_SWITCHES, PERSONA_DURATION, PERSONA_HANDOFFS, PERSONA_TOKENS, PERSONA_TOKEN_DETAILS,
-    BUDGET_LIMIT, BUDGET_REMAINING, BUDGET_EXCEEDED, STAGE_DURATION, QUALITY_GATE,
+    BUDGET_LIMIT, BUDGET_REMAINING, BUDGET_EXCEEDED, PERSONA_COST, LLM_COST_UNPRICED,
+    COST_BUDGET_LIMIT, COST_BUDGET_REMAINING, COST_BUDGET_EXCEEDED, STAGE_DURATION, QUALITY_GATE,
     WORKFLOW_DURATION, LLM_REQUESTS, LLM_DURATION, LLM_FIRST_TOKEN, LLM_USAGE_MISSING,
     TOOL_CALLS, TOOL_DURATION, EVENTS_DROPPED, INTERNAL_ERRORS, LANGFUSE_EXPORT_FAILURES,
 )

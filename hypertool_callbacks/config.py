@@ -74,6 +74,24 @@ class PersonaConfig(Matcher):
         return self
 
 
+class PriceOverride(_Strict):
+    """USD per million tokens for one model (``[prices."<model>"]``), genai-prices' field
+    names; wins over genai-prices' data. Input includes cache reads and writes: unset cache
+    prices fall back to the input price, as in genai-prices."""
+
+    input_mtok: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    output_mtok: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    cache_read_mtok: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    cache_write_mtok: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> PriceOverride:
+        if all(value is None for value in self.model_dump().values()):
+            raise ValueError("a price override needs at least one of " + ", ".join(
+                type(self).model_fields))
+        return self
+
+
 class OtelSettings(_Strict):
     """OpenTelemetry spans (``[otel]``). Exporters come from the standard ``OTEL_*`` env vars."""
 
@@ -105,6 +123,7 @@ class Config(_Strict):
     personas: dict[str, PersonaConfig] = Field(default_factory=dict)
     stages: dict[str, Matcher] = Field(default_factory=dict)
     gates: dict[str, Matcher] = Field(default_factory=dict)
+    prices: dict[str, PriceOverride] = Field(default_factory=dict)
     label_cap: int = Field(default=50, ge=1, le=10_000)
     on_budget_exceeded: Literal["record", "warn", "raise"] = "record"
     strict: bool = False
@@ -120,7 +139,7 @@ class Config(_Strict):
     otel: OtelSettings = Field(default_factory=OtelSettings)
     langfuse: LangfuseSettings = Field(default_factory=LangfuseSettings)
 
-    @field_validator("personas", "stages", "gates")
+    @field_validator("personas", "stages", "gates", "prices")
     @classmethod
     def _names_are_labels(cls, value: dict[str, Any]) -> dict[str, Any]:
         for name in value:
@@ -135,7 +154,8 @@ class Config(_Strict):
 
 _SCALAR_KEYS = {
     name: info for name, info in Config.model_fields.items()
-    if name not in {"personas", "stages", "gates", "extra_generic_names", "otel", "langfuse"}
+    if name not in {"personas", "stages", "gates", "prices", "extra_generic_names", "otel",
+                    "langfuse"}
 }
 
 

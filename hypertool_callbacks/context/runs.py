@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypertool_callbacks.events import RunId, RunKind, Usage
+
+if TYPE_CHECKING:
+    from hypertool_callbacks.context.cost import Cost
 
 UNKNOWN = "unknown"
 
@@ -77,6 +80,9 @@ class Run:
     usage: Usage | None = None
     usage_in_child: bool = False  # an LLM call inside this one reported (and counted) usage
     response_model: str | None = None
+    # LLM runs that counted usage: their price (context.cost), or unpriced when no price is known.
+    cost: Cost | None = None
+    unpriced: bool = False
     gate_result: str | None = None
     handoff_to: str | None = None
     trace_id: str | None = None

@@ -17,6 +17,7 @@ from hypertool_callbacks.clock import Clock, SystemClock
 from hypertool_callbacks.config import Config
 from hypertool_callbacks.context import gates
 from hypertool_callbacks.context.budget import BudgetBook
+from hypertool_callbacks.context.cost import Pricer
 from hypertool_callbacks.context.inference import NODE_KEY, Resolver
 from hypertool_callbacks.context.labels import clean
 from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
@@ -66,6 +67,7 @@ class Tracker:
         self.clock: Clock = clock or SystemClock()
         self.resolver = Resolver(self.config)
         self.budgets = BudgetBook(self.config.personas, self.config.max_executions)
+        self.pricer = Pricer(self.config.prices)
         self._runs = RunTree(self.config.max_runs, self.config.run_ttl_seconds)
         self._executions: OrderedDict[str, _Execution] = OrderedDict()
         self._lock = threading.Lock()
@@ -125,6 +127,8 @@ class Tracker:
                     if ("on_run_end", run) not in notes:  # sinks must still close it
                         notes.append(("on_run_end", run))
             self._sweep_if_due(now_ns, now, notes)
+        if run is not None and run.usage is not None and not run.usage_in_child:
+            self._price(run, run.usage, notes)
         self._notify(notes)
 
     def first_token(self, run_id: RunId) -> None:
@@ -172,6 +176,20 @@ class Tracker:
             except Exception as exc:
                 self._warn.warning(f"shutdown:{sink.name}", "sink %s failed to shut down: %r",
                                    sink.name, exc)
+
+    def _price(self, run: Run, usage: Usage, notes: list[_Note]) -> None:
+        """Price an LLM call that counted usage. Outside the lock: the first call of a process
+        loads the price data (a few hundred ms, once), and must not stall other threads."""
+        try:
+            run.cost = self.pricer.price(run.response_model, run.model, run.provider,
+                                         usage, run.start_ns)
+        except Exception as exc:
+            if self.config.strict:
+                raise
+            self._warn.warning("cost", "hypertool: pricing an LLM call failed: %r", exc)
+            notes.append(("on_internal_error", "cost"))
+            return
+        run.unpriced = run.cost is None
 
     # -- internals (called with the lock held) ---------------------------------------------
 

@@ -70,6 +70,11 @@ class PrometheusSink(Sink):
         self._budget_limit = m[c.BUDGET_LIMIT.name]
         self._budget_remaining = m[c.BUDGET_REMAINING.name]
         self._budget_exceeded = m[c.BUDGET_EXCEEDED.name]
+        self._cost = m[c.PERSONA_COST.name]
+        self._unpriced = m[c.LLM_COST_UNPRICED.name]
+        self._cost_limit = m[c.COST_BUDGET_LIMIT.name]
+        self._cost_remaining = m[c.COST_BUDGET_REMAINING.name]
+        self._cost_exceeded = m[c.COST_BUDGET_EXCEEDED.name]
         self._stage_seconds = m[c.STAGE_DURATION.name]
         self._gates = m[c.QUALITY_GATE.name]
         self._workflow_seconds = m[c.WORKFLOW_DURATION.name]
@@ -144,6 +149,12 @@ class PrometheusSink(Sink):
             self._inc(self._tokens, (persona, model, "output" + suffix), usage.output_tokens, run)
         for detail, count in usage.details().items():
             self._inc(self._token_details, (persona, model, detail), count, run)
+        cost = run.cost
+        if cost is not None:
+            basis = "estimated" if cost.estimated else "reported"
+            self._inc(self._cost, (persona, model, basis), cost.total_usd, run)
+        elif run.unpriced:
+            self._inc(self._unpriced, (persona, model), run=run)
 
     def on_switch(self, switch: PersonaSwitch) -> None:
         self._inc(self._switches, (switch.from_persona, switch.to_persona, switch.workflow),
