@@ -132,6 +132,8 @@ class Config(_Strict):
     max_runs: int = Field(default=10_000, ge=10)
     max_executions: int = Field(default=10_000, ge=10)
     extra_generic_names: list[str] = Field(default_factory=list)
+    node_personas: bool = Field(
+        default=True, description="a run nothing else names takes its LangGraph node's name")
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_addr: str = "127.0.0.1"
     metrics_created_series: bool = Field(

@@ -65,6 +65,8 @@ class RunStart:
     provider: str | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
     system_prompt: str | None = None
+    # Tool runs only: the id of the tool call (from the LLM's reply) this run executes.
+    tool_call_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -82,3 +84,6 @@ class RunEnd:
     paused: bool = False
     # The caller stopped the run (stream closed early, task cancelled): neither ok nor error.
     cancelled: bool = False
+    # LLM runs only: ids of the tool calls the reply asks for (their tool runs are this
+    # LLM's persona's work, wherever they run).
+    tool_call_ids: tuple[str, ...] = ()

@@ -281,3 +281,45 @@ def command_routed_agent(*, on_tool: ToolHook | None = None) -> Graph:
     graph.add_edge(START, "agent")
     graph.add_edge("tools", "agent")
     return graph.compile(name="handmade")
+
+
+# -- a plain StateGraph whose nodes are roles -------------------------------------------------
+
+ROLES_TOKENS: Tokens = {"planner": (10, 1), "coder": (50, 5), "reviewer": (30, 3)}
+
+
+def role_graph(*, on_tool: ToolHook | None = None, tools_node: str = "tools") -> Graph:
+    """Graph ``roles``: plain function nodes ``planner`` -> ``coder`` <-> ``tools_node`` (a
+    ``ToolNode``; one ``search`` the coder's model asks for) -> ``reviewer``. No agent names,
+    no tags, no configuration: the node names are the only hint of who works."""
+    planner_model = ToolCallingFake(responses=[reply("plan", tokens=(10, 1))])
+    coder_model = ToolCallingFake(responses=[
+        reply(calls=[("search", {"query": "api"})], tokens=(20, 2)),
+        reply("coded", tokens=(30, 3)),
+    ])
+    reviewer_model = ToolCallingFake(responses=[reply("PASS", tokens=(30, 3))])
+
+    def planner(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [planner_model.invoke(state["messages"])]}
+
+    def coder(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [coder_model.invoke(state["messages"])]}
+
+    def reviewer(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [reviewer_model.invoke(state["messages"])]}
+
+    def after_coder(state: MessagesState) -> str:
+        last = state["messages"][-1]
+        return tools_node if getattr(last, "tool_calls", None) else "reviewer"
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("planner", planner)
+    graph.add_node("coder", coder)
+    graph.add_node(tools_node, ToolNode([work_tools(on_tool)["search"]]))
+    graph.add_node("reviewer", reviewer)
+    graph.add_edge(START, "planner")
+    graph.add_edge("planner", "coder")
+    graph.add_conditional_edges("coder", after_coder, [tools_node, "reviewer"])
+    graph.add_edge(tools_node, "coder")
+    graph.add_edge("reviewer", END)
+    return graph.compile(name="roles")

@@ -124,6 +124,18 @@ def usage_from_result(response: Any) -> tuple[Usage | None, str | None]:
     return usage, model
 
 
+def tool_call_ids(response: Any) -> tuple[str, ...]:
+    """Ids of the tool calls an ``LLMResult``'s messages ask for."""
+    ids: list[str] = []
+    for batch in getattr(response, "generations", None) or ():
+        for generation in batch:
+            for call in getattr(getattr(generation, "message", None), "tool_calls", None) or ():
+                call_id = call.get("id") if isinstance(call, Mapping) else None
+                if isinstance(call_id, str) and call_id:
+                    ids.append(call_id)
+    return tuple(ids)
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
@@ -293,12 +305,13 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         try:
             usage, model = usage_from_result(response)
+            calls = tool_call_ids(response)
         except Exception as exc:  # an odd provider result must not leave the run open
             if self.tracker.config.strict:
                 raise
             self.tracker.internal_error("langchain.on_llm_end", exc)
-            usage, model = None, None
-        self._end(run_id, response, usage=usage, response_model=model)
+            usage, model, calls = None, None, ()
+        self._end(run_id, response, usage=usage, response_model=model, tool_call_ids=calls)
 
     @_guarded
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -311,8 +324,10 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
                       parent_run_id: UUID | None = None, tags: list[str] | None = None,
                       metadata: dict[str, Any] | None = None, inputs: Any = None,
                       **kwargs: Any) -> None:
+        call_id = kwargs.get("tool_call_id")
         self._start(RunKind.TOOL, serialized, inputs if inputs is not None else input_str,
-                    run_id, parent_run_id, tags, metadata, kwargs)
+                    run_id, parent_run_id, tags, metadata, kwargs,
+                    tool_call_id=call_id if isinstance(call_id, str) and call_id else None)
 
     @_guarded
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:

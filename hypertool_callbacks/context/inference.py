@@ -6,8 +6,11 @@ Resolved once when a run starts; every value is bounded before it becomes a labe
 Persona, first match wins:
   1. explicit: metadata ``hypertool_persona`` or tag ``persona:<name>`` (innermost wins);
   2. configured rules (run/agent name, LangGraph node, system-prompt keyword, tool name);
-  3. structure: the innermost *named* agent the run belongs to (see ``_agent``);
-  4. the parent run's persona; else ``unknown``.
+  3. a tool run: the persona of the LLM call that asked for it (``run.requested_by``);
+  4. structure: the innermost *named* agent the run belongs to (see ``_agent``);
+  5. the parent run's persona;
+  6. a run doing work (not a chain) in a LangGraph node with a non-generic name: that node
+     (``node_personas``; off: skipped); else ``unknown``.
 Stage: explicit (``hypertool_stage`` / ``stage:<name>``) > stage rules > the node of the
 outermost graph (a generic node name such as ``model``/``tools`` is replaced by the agent's
 name) > parent's stage > ``unknown``.
@@ -70,6 +73,7 @@ class Resolver:
 
     def __init__(self, config: Config) -> None:
         self.generic = config.generic_names
+        self.node_personas = config.node_personas
         self.persona_rules = RuleSet(config.personas)
         self.stage_rules = RuleSet(config.stages)
         self.gate_rules = RuleSet(config.gates)
@@ -166,10 +170,18 @@ class Resolver:
                 tool=run.name if run.kind is RunKind.TOOL else "",
             )
             value, source = self.persona_rules.match(candidates), Source.RULE
+        if value is None and run.requested_by:
+            value, source = run.requested_by, Source.CALLER
         if value is None and run.agent:
             value, source = run.agent, Source.STRUCTURE
         if value is None and parent is not None and parent.persona != UNKNOWN:
             value, source = parent.persona, Source.INHERITED
+        if (value is None and self.node_personas and node and run.kind is not RunKind.CHAIN
+                and node not in self.generic and not node.startswith("__")):
+            # The weakest signal: only the runs doing the work (LLM, tool, retriever calls)
+            # take it, so a node that merely hosts a named agent or a rule-matched call never
+            # acts (and switches) as itself, and a routing-only node is no persona at all.
+            value, source = node, Source.NODE
         if value is None:
             return
         if parent is not None and source is not Source.INHERITED and value == parent.persona:

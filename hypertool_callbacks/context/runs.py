@@ -20,8 +20,10 @@ class Source(StrEnum):
 
     EXPLICIT = "explicit"
     RULE = "rule"
+    CALLER = "caller"  # a tool run: the persona of the LLM call that asked for it
     STRUCTURE = "structure"
     INHERITED = "inherited"
+    NODE = "node"  # fallback: the LangGraph node the run works in
     NONE = "none"
 
 
@@ -54,6 +56,7 @@ class Run:
     provider: str | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
     system_prompt: str | None = None
+    requested_by: str | None = None  # tool runs: persona of the LLM call that asked for it
     # Resolved once at start (see context.inference).
     persona: str = UNKNOWN
     persona_source: Source = Source.NONE

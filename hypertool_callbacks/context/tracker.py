@@ -29,6 +29,13 @@ from hypertool_callbacks.safety import RateLimitedLog
 
 _log = logging.getLogger(__name__)
 _MAX_SWEEP_INTERVAL = 60.0  # seconds between two sweeps for runs past their TTL, at most
+_MAX_TOOL_REQUESTS = 256  # tool calls asked for but not started yet, per execution
+_HINT_AFTER_CALLS = 20  # LLM/tool calls seen before judging whether personas are set up
+_HINT = ("hypertool: %d of %d LLM and tool calls so far have persona 'unknown'. Name who "
+         "works: give agents and graphs names (create_agent(name=...), "
+         "graph.compile(name=...)), keep the LangGraph node names as personas "
+         "(node_personas = true), tag runs persona:<name> or set metadata hypertool_persona, "
+         "or add [personas.<name>] rules to hypertool.toml (README: 'persona is unknown').")
 
 
 @dataclass(slots=True)
@@ -41,6 +48,8 @@ class _Execution:
     # Handoffs signalled but not yet landed, by target node name: the target's persona is
     # known only when its node starts (it may be renamed by a rule or an explicit persona).
     handoffs: dict[str, Handoff] = field(default_factory=dict)
+    # Tool calls an LLM reply asked for, by tool call id: the tool run is that LLM's persona's.
+    requests: dict[str, str] = field(default_factory=dict)
 
 
 # What to tell sinks once the lock is released: (method name, argument).
@@ -77,6 +86,9 @@ class Tracker:
         self._warn = RateLimitedLog(_log)
         self._listener_cache: dict[str, list[tuple[Sink, Callable[[Any], None]]]] = {}
         self._listener_key: tuple[int, int] | None = None
+        # LLM and tool calls started, and how many of them with persona 'unknown' (one hint).
+        self._calls = self._unknown_calls = 0
+        self._hinted = False
         for status in self.budgets.limits():
             self._notify([("on_budget", status)])
 
@@ -100,6 +112,8 @@ class Tracker:
                 self._act(run, now, now_ns, notes)
                 if run.kind is RunKind.LLM:
                     spent = self._check_budget(run, now, notes)
+                if run.kind in (RunKind.LLM, RunKind.TOOL) and not self._hinted:
+                    self._count_call(run)
             self._sweep_if_due(now_ns, now, notes)
         if run is not None:
             notes.insert(0, ("on_run_start", run))
@@ -169,6 +183,7 @@ class Tracker:
         """End runs still open (as evicted, so their spans are sent), then flush every sink."""
         with self._lock:
             notes = self._evict(self.clock.wall_ns(), self.clock.monotonic(), everything=True)
+            self._hint_if_mostly_unknown(final=True)
         self._notify(notes)
         for sink in self.sinks:
             try:
@@ -201,6 +216,8 @@ class Tracker:
             model=event.model, provider=event.provider, parameters=event.parameters,
             system_prompt=event.system_prompt,
         )
+        if event.kind is RunKind.TOOL:
+            run.requested_by = self._requester(event, parent)
         self.resolver.resolve(run, parent)
         if run.kind is RunKind.LLM:
             run.label = self.resolver.model_label(run.model)
@@ -208,6 +225,39 @@ class Tracker:
             run.label = self.resolver.tool_label(run.name)
         self._runs.add(run)
         return run
+
+    def _count_call(self, run: Run) -> None:
+        self._calls += 1
+        if run.persona == UNKNOWN:
+            self._unknown_calls += 1
+        if self._calls >= _HINT_AFTER_CALLS:
+            self._hint_if_mostly_unknown(final=False)
+
+    def _hint_if_mostly_unknown(self, final: bool) -> None:
+        """Once per tracker: most calls have no persona, so say how to give them one. Judged
+        after the first calls, or at shutdown for a short script."""
+        if self._hinted or not self._calls:
+            return
+        if 2 * self._unknown_calls > self._calls:
+            _log.warning(_HINT, self._unknown_calls, self._calls)
+            self._hinted = True
+        elif not final:
+            self._hinted = True  # personas are set up: stop counting
+
+    def _requester(self, event: RunStart, parent: Run | None) -> str | None:
+        """The persona of the LLM call whose reply asked for this tool call, if seen."""
+        if event.tool_call_id is None or parent is None:
+            return None
+        state = self._executions.get(parent.execution)
+        return state.requests.pop(event.tool_call_id, None) if state is not None else None
+
+    def _remember_requests(self, run: Run, ids: tuple[str, ...]) -> None:
+        requests = self._execution(run).requests
+        for call_id in ids:
+            requests.pop(call_id, None)  # re-inserted last: a reused id goes to its newest asker
+            if len(requests) >= _MAX_TOOL_REQUESTS:
+                del requests[next(iter(requests))]
+            requests[call_id] = run.persona
 
     def _execution(self, run: Run) -> _Execution:
         state = self._executions.get(run.execution)
@@ -267,6 +317,8 @@ class Tracker:
         if run.gate is not None and not (event.paused or event.cancelled):
             run.gate_result = gates.verdict(event.error, event.outputs)
         if run.kind is RunKind.LLM:
+            if event.tool_call_ids and run.persona != UNKNOWN and event.error is None:
+                self._remember_requests(run, event.tool_call_ids)
             run.usage = event.usage or self._estimate(run, event)
             if run.usage is not None:
                 _mark_enclosing_llm(run)
