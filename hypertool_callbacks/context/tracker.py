@@ -239,7 +239,7 @@ class Tracker:
         if self._hinted or not self._calls:
             return
         if 2 * self._unknown_calls > self._calls:
-            _log.warning(_HINT, self._unknown_calls, self._calls)
+            _log.info(_HINT, self._unknown_calls, self._calls)
             self._hinted = True
         elif not final:
             self._hinted = True  # personas are set up: stop counting
