@@ -9,11 +9,13 @@ strict mode, our own errors, ever reaches the application.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler
 
 from hypertool_callbacks.errors import TokenBudgetExceeded
 from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
@@ -34,10 +36,20 @@ class ToolCallFailed(RuntimeError):
     fixed: the tool's own error text may carry content and stays out of spans."""
 
 
+# The one place LangChain reads ``run_inline`` wrongly (see HypertoolCallbackHandler.run_inline).
+_BUGGY_LLM_START = AsyncCallbackManager.on_llm_start.__code__
+
 CANCELLATIONS = frozenset({"GeneratorExit", "CancelledError"})
 _MODEL_PARAMS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k",
                  "frequency_penalty", "presence_penalty", "seed", "stop")
 _MAX_PROMPT_CHARS = 20_000
+
+
+def _asks_buggy_llm_start(frame: FrameType) -> bool:
+    # Python 3.11 runs list comprehensions in a frame of their own; 3.12+ inlines them.
+    if frame.f_code.co_name == "<listcomp>" and frame.f_back is not None:
+        frame = frame.f_back
+    return frame.f_code is _BUGGY_LLM_START
 
 
 def _guarded(method: F) -> F:
@@ -197,8 +209,17 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
         graph.invoke(state, config={"callbacks": [handler]})
     """
 
-    # Cheap and thread-safe: run on the caller's thread (keeps event order under asyncio).
-    run_inline = True
+    @property
+    def run_inline(self) -> bool:  # type: ignore[override]
+        """Run on the caller's thread: cheap and thread-safe, keeps event order and the task's
+        context under asyncio, no thread-pool hop per event.
+
+        Except where LangChain reads it in ``AsyncCallbackManager.on_llm_start``: there an
+        inline handler makes it skip every non-inline one (langchain-ai/langchain#39633), so
+        other tracers, ``astream_events`` and ``collect_runs`` would lose completion-model runs.
+        Answering False there only sends the event to every handler; ``ahandle_event`` asks
+        again and still runs us inline."""
+        return not _asks_buggy_llm_start(sys._getframe(1))
 
     def __init__(self, tracker: Tracker | None = None) -> None:
         self._tracker = tracker
