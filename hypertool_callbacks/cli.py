@@ -50,6 +50,25 @@ def _run(command: Sequence[str]) -> int:
     return 0  # not reached
 
 
+def _generate(out: Path, check: bool, pairs: Sequence[str]) -> int:
+    from hypertool_callbacks import generate
+    from hypertool_callbacks.alerts import settings_from
+
+    try:
+        settings = settings_from(pairs)
+    except ValueError as exc:
+        print(f"hypertool-callbacks generate: {exc}", file=sys.stderr)
+        return 2
+    if check:
+        stale = generate.stale(out, settings)
+        for relative in stale:
+            print(f"{out / relative}: differs from the generator (run without --check)")
+        return 1 if stale else 0
+    for path in generate.write(out, settings):
+        print(path)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hypertool-callbacks", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sub.add_parser("metrics", help="print the metric catalog (Markdown)")
 
+    gen = sub.add_parser("generate", help="write dashboards/*.json, alerts/hypertool-rules.yml "
+                         "and alerts/RUNBOOK.md from the metric catalog")
+    gen.add_argument("--out", default=".", help="directory to write into (default: here)")
+    gen.add_argument("--check", action="store_true",
+                     help="write nothing; exit 1 if the files differ from the generator's")
+    gen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="alert threshold/window, e.g. gate_failure_ratio=0.3 job=my-app")
+
     run = sub.add_parser("run", help="run a program with hypertool-callbacks active")
     run.add_argument("program", nargs=argparse.REMAINDER)
 
@@ -85,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return _run(args.program)
+    if args.command == "generate":
+        return _generate(Path(args.out), args.check, args.set)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from hypertool_callbacks.demo.main import run_demo
 

@@ -170,6 +170,9 @@ class PrometheusSink(Sink):
     def on_budget(self, status: BudgetStatus) -> None:
         self._budget_limit.labels(status.persona, status.scope).set(status.limit)
         self._budget_remaining.labels(status.persona, status.scope).set(status.remaining)
+        # Exported at 0 before the first overrun: increase() cannot see a series born at 1,
+        # and the TokenBudgetExceeded alert would miss a process's first overrun.
+        self._budget_exceeded.labels(status.persona, status.scope)
 
     def on_budget_exceeded(self, status: BudgetStatus) -> None:
         self._budget_exceeded.labels(status.persona, status.scope).inc()
