@@ -87,7 +87,7 @@ def test_the_catalog_check_catches_a_value_never_emitted() -> None:
     with pytest.raises(KeyError, match="no label 'tool'"):
         promql.sel(c.LLM_REQUESTS, tool="x")
     assert promql.problems('hypertool_llm_requests_total{status=~"ok|timeout"}') != []
-    typo = "_".join(("hypertool", "llm", "request", "total"))  # built: the catalog guard reads tests
+    typo = "_".join(("hypertool", "llm", "request", "total"))  # the catalog guard reads tests
     assert promql.problems(typo) != []
     assert promql.grouping_problems(f"sum by (tool) ({promql.sel(c.LLM_REQUESTS)})") != []
 
