@@ -1,29 +1,36 @@
 """hypertool-callbacks: persona- and stage-aware observability for multi-agent LLM apps.
 
-Importing the package registers the ``HYPERTOOL_CALLBACKS`` env-var hook with LangChain (when
-LangChain is installed); everything else is imported on first use.
+Importing the package imports nothing else (no pydantic, no framework): every public name is
+loaded on first use, so the start-up hook costs next to nothing in processes that never use a
+framework. If ``HYPERTOOL_CALLBACKS`` is on, importing the package also starts activation (it
+usually already ran at interpreter start-up).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
 
 from hypertool_callbacks._version import __version__
-from hypertool_callbacks.config import Config, load_config
-from hypertool_callbacks.errors import ConfigError, TokenBudgetExceeded
-from hypertool_callbacks.exposition import serve_metrics
-from hypertool_callbacks.runtime import (
-    build_tracker,
-    get_tracker,
-    instrument,
-    instrumented,
-    register_env_hook,
-    set_tracker,
-    uninstrument,
-)
 
+TYPE_CHECKING = False  # not typing's: importing typing would cost start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
+    from hypertool_callbacks.config import Config, load_config
+    from hypertool_callbacks.errors import ConfigError, TokenBudgetExceeded
+    from hypertool_callbacks.exposition import serve_metrics
+    from hypertool_callbacks.runtime import (
+        build_tracker,
+        get_tracker,
+        instrument,
+        instrumented,
+        set_tracker,
+        uninstrument,
+    )
+    from hypertool_callbacks.runtime import (
+        register_env_hook as register_env_hook,
+    )
 
 
 __all__ = [
@@ -42,14 +49,42 @@ __all__ = [
     "uninstrument",
 ]
 
+_LAZY = {
+    "HypertoolCallbackHandler": "hypertool_callbacks.adapters.langchain",
+    "Config": "hypertool_callbacks.config",
+    "load_config": "hypertool_callbacks.config",
+    "ConfigError": "hypertool_callbacks.errors",
+    "TokenBudgetExceeded": "hypertool_callbacks.errors",
+    "serve_metrics": "hypertool_callbacks.exposition",
+    "build_tracker": "hypertool_callbacks.runtime",
+    "get_tracker": "hypertool_callbacks.runtime",
+    "instrument": "hypertool_callbacks.runtime",
+    "instrumented": "hypertool_callbacks.runtime",
+    "register_env_hook": "hypertool_callbacks.runtime",
+    "set_tracker": "hypertool_callbacks.runtime",
+    "uninstrument": "hypertool_callbacks.runtime",
+}
+
 
 def __getattr__(name: str) -> Any:
-    # The LangChain adapter imports langchain-core: only when asked for.
-    if name == "HypertoolCallbackHandler":
-        from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hypertool_callbacks' has no attribute {name!r}")
+    __import__(module)
+    value = getattr(sys.modules[module], name)
+    globals()[name] = value  # resolved once
+    return value
 
-        return HypertoolCallbackHandler
-    raise AttributeError(f"module 'hypertool_callbacks' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
-register_env_hook()
+def _activate_from_env() -> None:
+    # An app that sets the variable itself before importing the package is activated too.
+    from hypertool_callbacks import _autoload
+
+    _autoload.activate()
+
+
+_activate_from_env()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hypertool_callbacks.config import ENV_ACTIVATE, load_config
+from hypertool_callbacks._env import ENV_ACTIVATE
+from hypertool_callbacks.config import load_config
 from hypertool_callbacks.errors import ConfigError
 
 
@@ -42,11 +44,16 @@ def _run(command: Sequence[str]) -> int:
     env.setdefault(ENV_ACTIVATE, "true")
     bootstrap = str(Path(__file__).parent / "_bootstrap")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (bootstrap, env.get("PYTHONPATH")) if p)
-    try:
-        os.execvpe(command[0], list(command), env)
-    except OSError as exc:
-        print(f"hypertool-callbacks run: cannot run {command[0]}: {exc}", file=sys.stderr)
+    program = command[0]
+    if os.sep not in program and shutil.which(program, path=env.get("PATH")) is None:
+        print(f"hypertool-callbacks run: {program}: command not found", file=sys.stderr)
         return 127
+    try:
+        os.execvpe(program, list(command), env)
+    except OSError as exc:
+        print(f"hypertool-callbacks run: cannot run {program}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 126 if isinstance(exc, PermissionError) else 127
     return 0  # not reached
 
 

@@ -8,23 +8,24 @@ Every error names the file (or env var), the key and the reason.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hypertool_callbacks._env import ENV_ACTIVATE as ENV_ACTIVATE
 from hypertool_callbacks.errors import ConfigError
 
 _log = logging.getLogger(__name__)
 
 ENV_PREFIX = "HYPERTOOL_"
-ENV_ACTIVATE = "HYPERTOOL_CALLBACKS"
-"""Set to a true value to attach the handler to every LangChain/LangGraph run."""
 ENV_CONFIG = "HYPERTOOL_CONFIG"
 """Path of a configuration file (TOML)."""
 
@@ -161,13 +162,43 @@ _SCALAR_KEYS = {
 }
 
 
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The settings model holding the last key of an error location (``personas.x.key``)."""
+    model: type[BaseModel] = Config
+    parts = list(loc[:-1])
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        if field is None:
+            return None
+        annotation = field.annotation
+        if typing.get_origin(annotation) is dict:  # a named table: the next part is the name
+            annotation = typing.get_args(annotation)[1]
+            if not parts:
+                return None
+            parts.pop(0)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """`` (did you mean 'budget_tokens'?)`` for a misspelt key, else ``""``."""
+    model = _model_at(loc)
+    if model is None or not loc:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _format_errors(exc: ValidationError, origin: str, env: bool = False) -> str:
     lines = [f"invalid hypertool configuration in {origin}:"]
     for err in exc.errors():
         key = ".".join(str(part) for part in err["loc"]) or "<root>"
         if env and err["loc"]:
             key = f"{ENV_PREFIX}{str(err['loc'][0]).upper()} ({key})"
-        lines.append(f"  {key}: {err['msg']}")
+        hint = did_you_mean(tuple(err["loc"])) if err["type"] == "extra_forbidden" else ""
+        lines.append(f"  {key}: {err['msg']}{hint}")
     return "\n".join(lines)
 
 
@@ -216,6 +247,27 @@ def read_env(environ: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
+def config_file(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Path | None:
+    """The file :func:`load_config` reads: ``path``, else ``HYPERTOOL_CONFIG``, else
+    ``hypertool.toml`` / ``pyproject.toml`` (with ``[tool.hypertool]``) in ``cwd``."""
+    env = os.environ if environ is None else environ
+    if path:
+        return Path(path)
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG])
+    try:
+        return _find_file(Path(cwd) if cwd else Path.cwd())
+    except FileNotFoundError:  # the working directory was deleted: no file to find
+        return None
+    except ConfigError:  # an unreadable pyproject.toml: load_config reports it
+        return Path(cwd or Path.cwd()) / "pyproject.toml"
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -225,14 +277,7 @@ def load_config(
 ) -> Config:
     """Resolve the configuration once: defaults < file < ``HYPERTOOL_*`` env < ``overrides``."""
     env = os.environ if environ is None else environ
-    file: Path | None = Path(path) if path else None
-    if file is None and env.get(ENV_CONFIG):
-        file = Path(env[ENV_CONFIG])
-    if file is None:
-        try:
-            file = _find_file(Path(cwd) if cwd else Path.cwd())
-        except FileNotFoundError:  # the working directory was deleted: no file to find
-            file = None
+    file = config_file(path, environ=env, cwd=cwd)
     data: dict[str, Any] = read_file(file) if file else {}
     origin = str(file) if file else "defaults"
     try:

@@ -7,6 +7,7 @@ tracker here, without knowing how activation works.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -43,9 +44,10 @@ def default_sinks(
     else:
         sinks.extend(otel.default_sinks(config, tracer_provider=tracer_provider, mask=mask))
     try:
-        from hypertool_callbacks.sinks import langfuse
+        if _langfuse_wanted(config):  # else skip importing its SDK (~0.3 s, and it imports
+            from hypertool_callbacks.sinks import langfuse  # langchain_core when installed)
 
-        sinks.extend(langfuse.default_sinks(config, registry, mask=mask))
+            sinks.extend(langfuse.default_sinks(config, registry, mask=mask))
     except ImportError as exc:
         _log.debug("hypertool: Langfuse sink unavailable: %s", exc)
     except Exception:
@@ -53,6 +55,16 @@ def default_sinks(
         _log.exception("hypertool: the Langfuse sink failed to start; continuing without it")
     sinks.append(PrometheusSink(registry))
     return sinks
+
+
+def _langfuse_wanted(config: Config) -> bool:
+    if config.langfuse.enabled is not None:
+        return config.langfuse.enabled
+    if os.environ.get("LANGFUSE_PUBLIC_KEY") and os.environ.get("LANGFUSE_SECRET_KEY"):
+        return True
+    _log.info("hypertool: Langfuse traces off: set LANGFUSE_PUBLIC_KEY and "
+              "LANGFUSE_SECRET_KEY (and LANGFUSE_BASE_URL) to send them")
+    return False
 
 
 def build_tracker(

@@ -59,41 +59,41 @@ def test_instrumented_block_is_scoped(tracker: Tracker, sample: Callable[..., fl
     assert sample("hypertool_persona_tokens_used_total", **LABELS) == 5
 
 
-def test_env_var_hook_attaches_without_passing_a_handler(
-    tracker: Tracker, sample: Callable[..., float], monkeypatch: pytest.MonkeyPatch
+def test_attached_process_wide_handler_is_not_doubled_and_detaches(
+    tracker: Tracker, sample: Callable[..., float]
 ) -> None:
-    monkeypatch.setenv("HYPERTOOL_CALLBACKS", "true")
-    _call(tokens=6)
-    monkeypatch.setenv("HYPERTOOL_CALLBACKS", "false")
-    _call(tokens=6)
-    assert sample("hypertool_persona_tokens_used_total", **LABELS) == 6
+    """The path start-up activation takes: the registry attaches LangChain; an explicit
+    handler on the run is not doubled; uninstrument() detaches it."""
+    from hypertool_callbacks import frameworks
 
-
-def test_handler_passed_explicitly_is_not_doubled_by_the_hook(
-    tracker: Tracker, sample: Callable[..., float], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HYPERTOOL_CALLBACKS", "true")
+    frameworks.attach_all(lambda: tracker)
+    assert "langchain" in frameworks.attached()
+    _call(tokens=6)
     model = FakeMessagesListChatModel(responses=[reply("x", tokens=(3, 1))])
     handler = hypertool_callbacks.HypertoolCallbackHandler(tracker)
     model.invoke("hi", config={"callbacks": [handler], "tags": ["persona:solo"]})
-    assert sample("hypertool_persona_tokens_used_total", **LABELS) == 3
+    hypertool_callbacks.uninstrument()
+    assert not frameworks.attached()
+    _call(tokens=6)
+    assert sample("hypertool_persona_tokens_used_total", **LABELS) == 9
 
 
-def test_invalid_config_file_never_breaks_a_chain(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_explicit_api_raises_on_an_invalid_config_naming_file_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A handler built without a tracker loads the configuration inside LangChain's callback:
-    a bad file is reported loudly, and the chain still runs."""
+    """Explicit calls fail loudly and alike (only start-up activation logs and stays off)."""
     (tmp_path / "hypertool.toml").write_text("[personas.solo]\nbudjet_tokens = 5\n")
     monkeypatch.chdir(tmp_path)
     previous = set_tracker(None)
     try:
-        with pytest.raises(hypertool_callbacks.ConfigError):
-            hypertool_callbacks.get_tracker()  # the explicit API fails loudly
-        model = FakeMessagesListChatModel(responses=[reply("fine")])
-        handler = hypertool_callbacks.HypertoolCallbackHandler()
-        assert model.invoke("hi", config={"callbacks": [handler]}).content == "fine"
-        assert handler.tracker.sinks == []
-        assert "personas.solo.budjet_tokens" in caplog.text
+        for call in (hypertool_callbacks.HypertoolCallbackHandler, hypertool_callbacks.instrument,
+                     hypertool_callbacks.build_tracker, hypertool_callbacks.get_tracker):
+            with pytest.raises(hypertool_callbacks.ConfigError) as raised:
+                call()
+            message = str(raised.value)
+            assert "hypertool.toml" in message, call
+            assert "personas.solo.budjet_tokens" in message
+            assert "did you mean 'budget_tokens'?" in message
+        assert not hypertool_callbacks.runtime.is_instrumented()
     finally:
         set_tracker(previous)

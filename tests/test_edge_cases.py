@@ -4,6 +4,7 @@ ports, re-instrumenting. Each asserts the documented behaviour."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import uuid
@@ -257,10 +258,8 @@ def test_busy_metrics_port_still_flushes_on_exit(make_tracker: MakeTracker,
         tracker = make_tracker(metrics_port=busy.getsockname()[1])
         set_tracker(tracker)
         registered: list[Any] = []
-        monkeypatch.setattr(_autoload, "_activated", False)
-        monkeypatch.setattr(_autoload.atexit, "register",
-                            lambda func, *args: registered.append(func))
-        _autoload.activate()
+        monkeypatch.setattr(atexit, "register", lambda func, *args: registered.append(func))
+        assert _autoload._build() is tracker  # what activation runs at the framework's import
     assert tracker.shutdown in registered
 
 

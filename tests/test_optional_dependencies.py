@@ -68,3 +68,40 @@ def test_without_langchain_the_package_imports_and_the_env_hook_is_a_no_op() -> 
     """)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "50", "0.1.0"]
+
+
+def test_without_langchain_instrument_works_and_says_there_is_nothing_to_observe() -> None:
+    done = _run({"langchain_core", "langchain", "langgraph", "llama_index"}, """
+        import sys
+        import hypertool_callbacks as ht
+        from hypertool_callbacks import frameworks
+        tracker = ht.instrument()
+        print(type(tracker).__name__, sorted(frameworks.attached()))
+        ht.uninstrument()
+        print("langchain_core" in sys.modules)
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["Tracker", "[]", "False"]
+    assert "no supported framework is installed (langchain_core" in done.stderr
+
+
+def test_instrument_before_the_framework_is_imported_attaches_on_import() -> None:
+    done = _run(set(), """
+        import sys
+        import hypertool_callbacks as ht
+        from hypertool_callbacks import frameworks
+        from prometheus_client import CollectorRegistry
+        registry = CollectorRegistry()
+        ht.instrument(ht.build_tracker(registry=registry))
+        print("langchain_core" in sys.modules, sorted(frameworks.attached()))
+        from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+        from langchain_core.messages import AIMessage
+        usage = {"input_tokens": 3, "output_tokens": 1, "total_tokens": 4}
+        model = FakeMessagesListChatModel(responses=[AIMessage("ok", usage_metadata=usage)])
+        model.invoke("hi", config={"tags": ["persona:p"]})
+        print(sorted(frameworks.attached()), registry.get_sample_value(
+            "hypertool_persona_tokens_used_total",
+            {"persona": "p", "model": "fake-messages-list-chat-model", "token_type": "input"}))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "[]", "['langchain']", "3.0"]

@@ -222,16 +222,16 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
         return not _asks_buggy_llm_start(sys._getframe(1))
 
     def __init__(self, tracker: Tracker | None = None) -> None:
+        if tracker is None:
+            from hypertool_callbacks.wiring import get_tracker
+
+            # Explicit API: an invalid configuration raises ConfigError here, naming the file
+            # and the key (start-up activation catches it and stays off instead).
+            tracker = get_tracker()
         self._tracker = tracker
 
     @property
     def tracker(self) -> Tracker:
-        if self._tracker is None:
-            from hypertool_callbacks.wiring import get_tracker_or_disabled
-
-            # Inside a LangChain callback a ConfigError would break the app: wiring logs it
-            # loudly once and hands out a tracker with no sinks instead.
-            self._tracker = get_tracker_or_disabled()
         return self._tracker
 
     @property
