@@ -7,7 +7,6 @@ tracker here, without knowing how activation works.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -19,6 +18,7 @@ from hypertool_callbacks.config import Config, load_config
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.errors import ConfigError
+from hypertool_callbacks.sinks.langfuse_env import LANGFUSE_NO_KEYS, keys_configured
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 
 _log = logging.getLogger(__name__)
@@ -60,10 +60,9 @@ def default_sinks(
 def _langfuse_wanted(config: Config) -> bool:
     if config.langfuse.enabled is not None:
         return config.langfuse.enabled
-    if os.environ.get("LANGFUSE_PUBLIC_KEY") and os.environ.get("LANGFUSE_SECRET_KEY"):
+    if keys_configured():
         return True
-    _log.info("hypertool: Langfuse traces off: set LANGFUSE_PUBLIC_KEY and "
-              "LANGFUSE_SECRET_KEY (and LANGFUSE_BASE_URL) to send them")
+    _log.info(LANGFUSE_NO_KEYS)
     return False
 
 

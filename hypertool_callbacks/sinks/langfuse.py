@@ -51,7 +51,8 @@ from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind, Usage
 from hypertool_callbacks.safety import RateLimitedLog
-from hypertool_callbacks.sinks.langfuse_export import connect, keys_configured, run_bounded
+from hypertool_callbacks.sinks.langfuse_env import LANGFUSE_NO_KEYS, keys_configured
+from hypertool_callbacks.sinks.langfuse_export import connect, run_bounded
 
 _log = logging.getLogger(__name__)
 
@@ -371,8 +372,7 @@ def default_sinks(config: Config, registry: CollectorRegistry | None = None,
         _log.info("hypertool: Langfuse traces off (langfuse.enabled = false)")
         return []
     if not keys_configured():
-        _log.info("hypertool: Langfuse traces off: set LANGFUSE_PUBLIC_KEY and "
-                  "LANGFUSE_SECRET_KEY (and LANGFUSE_BASE_URL) to send them")
+        _log.info(LANGFUSE_NO_KEYS)
         return []
     try:
         sink = LangfuseSink(persona_as_user=settings.persona_as_user,

@@ -35,12 +35,11 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from hypertool_callbacks import catalog
 from hypertool_callbacks.errors import ConfigError
 from hypertool_callbacks.safety import RateLimitedLog
+from hypertool_callbacks.sinks.langfuse_env import ENV_PUBLIC_KEY, ENV_SECRET_KEY
 from hypertool_callbacks.sinks.prometheus import build_metrics
 
 _log = logging.getLogger(__name__)
 
-ENV_PUBLIC_KEY = "LANGFUSE_PUBLIC_KEY"
-ENV_SECRET_KEY = "LANGFUSE_SECRET_KEY"
 ENV_BASE_URL = "LANGFUSE_BASE_URL"
 ENV_HOST = "LANGFUSE_HOST"
 """Older name of ``LANGFUSE_BASE_URL`` (used when that is not set)."""
@@ -52,11 +51,6 @@ ENV_TRACES_PATH = "LANGFUSE_OTEL_TRACES_EXPORT_PATH"
 """Path of the OTLP endpoint under the base URL, for proxies (default below)."""
 DEFAULT_BASE_URL = "https://cloud.langfuse.com"
 TRACES_PATH = "/api/public/otel/v1/traces"
-
-
-def keys_configured(environ: Mapping[str, str] | None = None) -> bool:
-    env = os.environ if environ is None else environ
-    return bool(env.get(ENV_PUBLIC_KEY)) and bool(env.get(ENV_SECRET_KEY))
 
 
 class _RecordingSession(requests.Session):

@@ -129,3 +129,19 @@ def test_env_var_activation_keeps_other_tracers_whole(tmp_path: Any) -> None:
                          env=env, cwd=tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "3"
+
+
+def test_no_langfuse_keys_no_langfuse_sdk_in_the_app(tmp_path: Any) -> None:
+    """Without keys the SDK is never imported: its lazily built models broke freezegun users
+    (langchain-core's own suite: PydanticSchemaGenerationError for FakeDatetime)."""
+    code = ("import sys\n"
+            "from hypertool_callbacks.wiring import get_tracker\n"
+            "tracker = get_tracker()\n"
+            "print(sorted(s.name for s in tracker.sinks), 'langfuse' in sys.modules)\n")
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    sinks, imported = out.stdout.rsplit(" ", 1)
+    assert "prometheus" in sinks
+    assert imported.strip() == "False"
