@@ -123,6 +123,11 @@ QUALITY_GATE = MetricSpec(
     "hypertool_workflow_quality_gate_total", "counter",
     "Quality gate results (result pass|fail).", ("workflow", "stage", "gate", "result"),
     values=(("result", GATE_RESULTS),))
+QUALITY_GATE_UNRECOGNISED = MetricSpec(
+    "hypertool_workflow_quality_gate_unrecognised_total", "counter",
+    "Quality gate runs whose output matched neither the pass nor the fail rule (see "
+    "gate_pass_words/gate_fail_words); not in hypertool_workflow_quality_gate_total.",
+    ("workflow", "stage", "gate"))
 WORKFLOW_DURATION = MetricSpec(
     "hypertool_workflow_duration_seconds", "histogram",
     "Duration of a workflow run (a root run), by status ok|error|cancelled|evicted.",
@@ -168,6 +173,7 @@ CATALOG: tuple[MetricSpec, ...] = (
     PERSONA_SWITCHES, PERSONA_DURATION, PERSONA_HANDOFFS, PERSONA_TOKENS, PERSONA_TOKEN_DETAILS,
     BUDGET_LIMIT, BUDGET_REMAINING, BUDGET_EXCEEDED, PERSONA_COST, LLM_COST_UNPRICED,
     COST_BUDGET_LIMIT, COST_BUDGET_REMAINING, COST_BUDGET_EXCEEDED, STAGE_DURATION, QUALITY_GATE,
+    QUALITY_GATE_UNRECOGNISED,
     WORKFLOW_DURATION, LLM_REQUESTS, LLM_DURATION, LLM_FIRST_TOKEN, LLM_USAGE_MISSING,
     TOOL_CALLS, TOOL_DURATION, EVENTS_DROPPED, INTERNAL_ERRORS, LANGFUSE_EXPORT_FAILURES,
 )

@@ -36,6 +36,23 @@ DEFAULT_GENERIC_NAMES = (
     "RunnableAssign", "Prompt", "ChatPromptTemplate", "route_to_active_agent",
 )
 
+# Quality-gate verdict words: phrases matched at the start of a gate's text output (any case,
+# ``_``/``-`` read as spaces; the longest match wins). See context/gates.py.
+DEFAULT_GATE_FAIL_WORDS = (
+    "fail", "fails", "failed", "failure", "failing", "reject", "rejects", "rejected",
+    "rejection", "false", "blocked", "denied", "invalid", "incorrect", "unacceptable", "not",
+    "revise", "revised", "revision", "revisions", "rework", "needs revision", "needs work",
+    "needs changes", "needs improvement", "changes requested", "changes required",
+    "request changes", "requested changes", "do not merge", "no go", "nogo",
+)
+DEFAULT_GATE_PASS_WORDS = (
+    "pass", "passes", "passed", "passing", "approve", "approves", "approved", "approval",
+    "accept", "accepts", "accepted", "lgtm", "sgtm", "ok", "okay", "true", "yes", "success",
+    "successful", "succeeded", "valid", "correct", "good", "fine", "looks good", "looks fine",
+    "all good", "no issues", "no problems", "no findings", "no blocking issues",
+    "no changes needed", "ship it",
+)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -133,6 +150,12 @@ class Config(_Strict):
     max_runs: int = Field(default=10_000, ge=10)
     max_executions: int = Field(default=10_000, ge=10)
     extra_generic_names: list[str] = Field(default_factory=list)
+    gate_pass_words: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_GATE_PASS_WORDS),
+        description="words/phrases a passing gate's text starts with (replaces the default)")
+    gate_fail_words: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_GATE_FAIL_WORDS),
+        description="words/phrases a failing gate's text starts with (replaces the default)")
     node_personas: bool = Field(
         default=True, description="a run nothing else names takes its LangGraph node's name")
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
@@ -150,6 +173,14 @@ class Config(_Strict):
                 raise ValueError(f"name {name!r} must be 1-64 printable characters")
         return value
 
+    @field_validator("gate_pass_words", "gate_fail_words")
+    @classmethod
+    def _words_are_words(cls, value: list[str]) -> list[str]:
+        for word in value:
+            if not word.strip() or len(word) > 64 or not word.isprintable():
+                raise ValueError(f"word {word!r} must be 1-64 printable characters")
+        return value
+
     @property
     def generic_names(self) -> frozenset[str]:
         return frozenset(DEFAULT_GENERIC_NAMES) | frozenset(self.extra_generic_names)
@@ -157,7 +188,8 @@ class Config(_Strict):
 
 _SCALAR_KEYS = {
     name: info for name, info in Config.model_fields.items()
-    if name not in {"personas", "stages", "gates", "prices", "extra_generic_names", "otel",
+    if name not in {"personas", "stages", "gates", "prices", "extra_generic_names",
+                    "gate_pass_words", "gate_fail_words", "otel",
                     "langfuse"}
 }
 

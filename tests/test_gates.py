@@ -9,13 +9,13 @@ from typing import Any, TypedDict
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Command
 from pydantic import BaseModel
 
 from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
 from hypertool_callbacks.config import Config
-from hypertool_callbacks.context.gates import FAIL, PASS, verdict
+from hypertool_callbacks.context.gates import FAIL, PASS, UNRECOGNISED, Verdicts, verdict
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.events import RunEnd, RunKind, RunStart
 from tests.fakes import ToolCallingFake, reply
@@ -54,15 +54,23 @@ VERDICTS: list[tuple[Any, str]] = [
     (False, FAIL), (0, FAIL), (0.0, FAIL),
     # truthy scalars -> pass
     (True, PASS), (1, PASS), (0.5, PASS), (-1, PASS),
-    # a string: its first word decides, any case, leading punctuation skipped
+    # a string: its opening words decide, any case, leading punctuation skipped
     ("FAIL", FAIL), ("failed: 3 tests", FAIL), ("Failure in step 2", FAIL),
     ("failing", FAIL), ("Rejected.", FAIL), ("reject", FAIL), ("false", FAIL),
     ("  **Blocked** by CI", FAIL), ("Denied", FAIL), ("invalid input", FAIL),
-    ("FAIL: no tests", FAIL),
-    ("PASS", PASS), ("passed", PASS), ("LGTM", PASS), ("No issues found", PASS), ("no", PASS),
-    ("ERROR: boom", PASS), ("block", PASS), ("NOK", PASS),  # not failure words
-    ("Approved, no failures", PASS), ("fails", PASS),
-    ("3 tests failed", PASS),  # the first word must be alphabetic at the start
+    ("FAIL: no tests", FAIL), ("Not approved", FAIL), ("fails", FAIL),
+    ("REVISE: rename the handler", FAIL), ("Revision needed", FAIL),
+    ("Changes requested: add tests", FAIL), ("CHANGES_REQUESTED", FAIL),
+    ("request changes", FAIL), ("Needs work.", FAIL), ("needs-work", FAIL),
+    ("REJECT", FAIL), ("Verdict: REVISE", FAIL), ("**Decision:** needs changes", FAIL),
+    ("PASS", PASS), ("passed", PASS), ("LGTM", PASS), ("No issues found", PASS),
+    ("Approved, no failures", PASS), ("ship it", PASS), ("Verdict: PASS", PASS),
+    ("APPROVE", PASS), ("Looks good to me", PASS), ("OK", PASS),
+    # ...matching neither is unrecognised, never guessed
+    ("no", UNRECOGNISED), ("ERROR: boom", UNRECOGNISED), ("block", UNRECOGNISED),
+    ("NOK", UNRECOGNISED), ("passport checked", UNRECOGNISED),  # whole words only
+    ("3 tests failed", UNRECOGNISED),  # the verdict must open the text
+    ("The change is mostly fine", UNRECOGNISED),
     # a mapping: boolean keys first, in order passed/pass/ok/approved/success/valid
     ({"passed": False}, FAIL), ({"passed": True}, PASS), ({"pass": False}, FAIL),
     ({"ok": False, "x": 1}, FAIL), ({"approved": False, "attempts": 2}, FAIL),
@@ -73,13 +81,14 @@ VERDICTS: list[tuple[Any, str]] = [
     ({"verdict": "FAIL", "notes": "x"}, FAIL), ({"result": "pass", "n": 1}, PASS),
     ({"status": "rejected", "by": "bob"}, FAIL), ({"decision": False, "a": 1}, FAIL),
     ({"outcome": "approved", "a": 1}, PASS), ({"verdict": "", "a": 1}, FAIL),
-    ({"status": 0, "a": 1}, PASS),  # not str/bool: ignored; two entries -> pass
+    ({"status": 0, "a": 1}, UNRECOGNISED),  # not str/bool: ignored; no verdict left
     ({"review": "rejected", "notes": "x"}, FAIL), ({"grade": "failed", "a": 1}, FAIL),
     ({"evaluation": "invalid", "a": 1}, FAIL), ({"review": "fine", "a": 1}, PASS),
     ({"verdict": "LGTM", "passed": "no"}, PASS),  # a non-bool boolean key is skipped
     # ...then a one-entry mapping is its value
     ({"review": "FAIL: no tests"}, FAIL), ({"review": "fine"}, PASS), ({"x": None}, FAIL),
-    ({"a": "FAIL", "b": "FAIL"}, PASS),  # several unrecognised entries -> pass
+    ({"a": "FAIL", "b": "FAIL"}, UNRECOGNISED),  # several entries, none a verdict
+    ({"verdict": "changes_requested", "n": 2}, FAIL), ({"status": "needs work"}, FAIL),
     # a LangGraph messages update: one entry -> list -> last element -> message content
     ({"messages": [AIMessage("PASS"), AIMessage("Rejected")]}, FAIL),
     ({"messages": [AIMessage("FAIL"), AIMessage("LGTM")]}, PASS),
@@ -87,14 +96,17 @@ VERDICTS: list[tuple[Any, str]] = [
     (["FAIL", "PASS"], PASS), (("PASS", "rejected"), FAIL),
     # message-like objects: their content
     (AIMessage("Rejected: missing tests"), FAIL), (HumanMessage("ship it"), PASS),
-    (AIMessage(""), FAIL),
+    (AIMessage(""), FAIL), (AIMessage([{"type": "text", "text": "REVISE"}]), FAIL),
+    (AIMessage([{"type": "text", "text": "LGTM"}]), PASS),
     # objects: the same fields as mappings
     (Report(passed=False), FAIL), (Report(passed=True, notes="fail"), PASS),
-    (Review(verdict="FAIL"), FAIL), (Review(verdict="pass"), PASS), (Opaque(), PASS),
-    # a LangGraph Command: its update
+    (Review(verdict="FAIL"), FAIL), (Review(verdict="pass"), PASS), (Opaque(), UNRECOGNISED),
+    (Review(verdict="REVISE: split the module"), FAIL),
+    # a LangGraph Command: its update; routing only passes
     (Command(update={"approved": False}), FAIL), (Command(update={"approved": True}), PASS),
-    # depth: looked at up to 4 levels deep, then pass
-    (nested(4, "FAIL"), FAIL), (nested(5, "FAIL"), PASS),
+    (Command(goto="next"), PASS),
+    # depth: looked at up to 4 levels deep, then unrecognised
+    (nested(4, "FAIL"), FAIL), (nested(5, "FAIL"), UNRECOGNISED),
 ]
 
 
@@ -108,7 +120,60 @@ def test_an_error_always_fails(output: Any) -> None:
     assert verdict(ValueError("boom"), output) == FAIL
 
 
+def test_an_output_whose_attributes_raise_is_unrecognised() -> None:
+    class Hostile:
+        def __getattr__(self, name: str) -> Any:
+            raise RuntimeError(name)
+
+    assert verdict(None, Hostile()) == UNRECOGNISED
+
+
+def test_configured_words_replace_the_defaults() -> None:
+    rule = Verdicts(pass_words=["green light", "ship"], fail_words=["red", "hold"])
+    assert rule(None, "Green light from QA") == PASS
+    assert rule(None, "ship_it") == PASS
+    assert rule(None, "RED: flaky test") == FAIL
+    assert rule(None, "hold-off") == FAIL
+    assert rule(None, "PASS") == UNRECOGNISED  # not a configured word any more
+    assert rule(None, "FAIL") == UNRECOGNISED
+    assert rule(None, {"passed": False}) == FAIL  # structured verdicts need no words
+
+
+def test_the_longest_matching_phrase_wins() -> None:
+    rule = Verdicts(pass_words=["not bad"], fail_words=["not"])
+    assert rule(None, "Not bad at all") == PASS
+    assert rule(None, "Not good") == FAIL
+
+
+@pytest.mark.parametrize(("key", "value"), [("gate_pass_words", [""]),
+                                            ("gate_fail_words", ["x" * 65]),
+                                            ("gate_fail_words", "revise")])
+def test_bad_verdict_words_fail_at_load_time(key: str, value: Any) -> None:
+    from hypertool_callbacks.config import load_config
+    from hypertool_callbacks.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key):
+        load_config(environ={}, cwd="/", **{key: value})
+
+
 # -- gates through the tracker ---------------------------------------------------------------
+
+UNRECOGNISED_GATES = "hypertool_workflow_quality_gate_unrecognised_total"
+
+
+def test_configured_words_and_unrecognised_verdicts_through_the_tracker(
+        make_tracker: MakeTracker, sample: Sample) -> None:
+    tracker = make_tracker(gate_fail_words=["hold"], gate_pass_words=["go"])
+    outputs = {"a": "HOLD: flaky", "b": "go", "c": "REVISE: naming", "d": "maybe later"}
+    for run_id, output in outputs.items():
+        tracker.start(RunStart(run_id, None, RunKind.CHAIN, "check", ("gate:qa",)))
+        tracker.end(RunEnd(run_id, outputs=output))
+    labels = {"workflow": "check", "stage": "unknown", "gate": "qa"}
+    assert sample(GATES, result="fail", **labels) == 1
+    assert sample(GATES, result="pass", **labels) == 1
+    # "REVISE" is not a configured word here: like "maybe later", neither pass nor fail.
+    assert sample(UNRECOGNISED_GATES, **labels) == 2
+    assert sample(GATES, result="unrecognised", **labels) == 0
 
 
 def test_gate_tag_counts_once_per_gate_run(make_tracker: MakeTracker, sample: Sample) -> None:
@@ -244,3 +309,35 @@ def test_gate_that_raises_fails_and_the_error_reaches_the_app(make_tracker: Make
     assert sample("hypertool_workflow_duration_seconds_count", workflow="pipeline",
                   status="error") == 1
     assert tracker.live_runs == 0
+
+
+def test_a_revise_verdict_in_a_langgraph_review_loop_is_a_fail(make_tracker: MakeTracker,
+                                                               sample: Sample) -> None:
+    """The review node's reply is its verdict: ``REVISE: ...`` sends the work back and is a
+    fail; ``LGTM`` passes; a rambling reply is counted as unrecognised, not as a pass."""
+    model = ToolCallingFake(responses=[reply("REVISE: add tests"), reply("Hmm, let me think"),
+                                       reply("LGTM")])
+
+    def implement(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage("code")]}
+
+    def review(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    def route(state: MessagesState) -> str:
+        return END if state["messages"][-1].content == "LGTM" else "implement"
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("implement", implement)
+    graph.add_node("review", review, metadata={"hypertool_gate": "code-review"})
+    graph.add_edge(START, "implement")
+    graph.add_edge("implement", "review")
+    graph.add_conditional_edges("review", route, ["implement", END])
+    app = graph.compile(name="delivery")
+    app.invoke({"messages": [("user", "go")]},
+               config={"callbacks": [HypertoolCallbackHandler(make_tracker())]})
+
+    labels = {"workflow": "delivery", "stage": "review", "gate": "code-review"}
+    assert sample(GATES, result="fail", **labels) == 1
+    assert sample(GATES, result="pass", **labels) == 1
+    assert sample(UNRECOGNISED_GATES, **labels) == 1

@@ -75,6 +75,7 @@ class Tracker:
         self.sinks: list[Sink] = list(sinks)
         self.clock: Clock = clock or SystemClock()
         self.resolver = Resolver(self.config)
+        self.verdicts = gates.Verdicts(self.config.gate_pass_words, self.config.gate_fail_words)
         self.budgets = BudgetBook(self.config.personas, self.config.max_executions)
         self.pricer = Pricer(self.config.prices)
         self._runs = RunTree(self.config.max_runs, self.config.run_ttl_seconds)
@@ -315,7 +316,7 @@ class Tracker:
         if run.kind is RunKind.LLM and run.label == UNKNOWN and event.response_model:
             run.label = self.resolver.model_label(event.response_model)
         if run.gate is not None and not (event.paused or event.cancelled):
-            run.gate_result = gates.verdict(event.error, event.outputs)
+            run.gate_result = self.verdicts(event.error, event.outputs)
         if run.kind is RunKind.LLM:
             if event.tool_call_ids and run.persona != UNKNOWN and event.error is None:
                 self._remember_requests(run, event.tool_call_ids)

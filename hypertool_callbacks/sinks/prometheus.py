@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from hypertool_callbacks import catalog as c
+from hypertool_callbacks.context.gates import UNRECOGNISED
 from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
 from hypertool_callbacks.context.runs import Run, Status
 from hypertool_callbacks.context.sink import Sink
@@ -77,6 +78,7 @@ class PrometheusSink(Sink):
         self._cost_exceeded = m[c.COST_BUDGET_EXCEEDED.name]
         self._stage_seconds = m[c.STAGE_DURATION.name]
         self._gates = m[c.QUALITY_GATE.name]
+        self._gates_unrecognised = m[c.QUALITY_GATE_UNRECOGNISED.name]
         self._workflow_seconds = m[c.WORKFLOW_DURATION.name]
         self._llm_requests = m[c.LLM_REQUESTS.name]
         self._llm_seconds = m[c.LLM_DURATION.name]
@@ -124,7 +126,11 @@ class PrometheusSink(Sink):
             self._observe(self._stage_seconds, (run.workflow, run.stage, persona),
                           run.duration, run)
         if run.gate is not None and run.gate_result is not None:
-            self._inc(self._gates, (run.workflow, run.stage, run.gate, run.gate_result), run=run)
+            if run.gate_result == UNRECOGNISED:
+                self._inc(self._gates_unrecognised, (run.workflow, run.stage, run.gate), run=run)
+            else:
+                self._inc(self._gates, (run.workflow, run.stage, run.gate, run.gate_result),
+                          run=run)
         if run.parent is None:
             self._observe(self._workflow_seconds, (run.workflow, status), run.duration, run)
 
