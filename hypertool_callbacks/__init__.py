@@ -31,12 +31,16 @@ if TYPE_CHECKING:
     from hypertool_callbacks.runtime import (
         register_env_hook as register_env_hook,
     )
+    from hypertool_callbacks.sinks.recorder import RecorderSink, record
+    from hypertool_callbacks.summary import Summary
 
 
 __all__ = [
     "Config",
     "ConfigError",
     "HypertoolCallbackHandler",
+    "RecorderSink",
+    "Summary",
     "TokenBudgetExceeded",
     "__version__",
     "build_tracker",
@@ -44,6 +48,7 @@ __all__ = [
     "instrument",
     "instrumented",
     "load_config",
+    "record",
     "serve_metrics",
     "set_tracker",
     "uninstrument",
@@ -63,6 +68,9 @@ _LAZY = {
     "register_env_hook": "hypertool_callbacks.runtime",
     "set_tracker": "hypertool_callbacks.runtime",
     "uninstrument": "hypertool_callbacks.runtime",
+    "record": "hypertool_callbacks.sinks.recorder",
+    "RecorderSink": "hypertool_callbacks.sinks.recorder",
+    "Summary": "hypertool_callbacks.summary",
 }
 
 

@@ -174,6 +174,19 @@ class Tracker:
         self._notify(notes)
         return sum(1 for method, _ in notes if method == "on_run_end")
 
+    def add_sink(self, sink: Sink) -> None:
+        """Attach ``sink`` (once) for the events from now on (e.g. a recorder)."""
+        with self._lock:
+            if not any(s is sink for s in self.sinks):
+                # A new list, and a forgotten cache: the listener cache is keyed by the list.
+                self.sinks = [*self.sinks, sink]
+                self._listener_key = None
+
+    def remove_sink(self, sink: Sink) -> None:
+        with self._lock:
+            self.sinks = [s for s in self.sinks if s is not sink]
+            self._listener_key = None
+
     def internal_error(self, component: str, exc: BaseException) -> None:
         """Adapters report their own failures here: counted, logged at most once a minute."""
         self._warn.warning(f"internal:{component}", "hypertool-callbacks: %s failed: %r",
