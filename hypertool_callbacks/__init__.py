@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
     from hypertool_callbacks.config import Config, load_config
-    from hypertool_callbacks.errors import ConfigError, TokenBudgetExceeded
+    from hypertool_callbacks.errors import ConfigError, CostBudgetExceeded, TokenBudgetExceeded
     from hypertool_callbacks.exposition import serve_metrics
     from hypertool_callbacks.runtime import (
         build_tracker,
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Config",
     "ConfigError",
+    "CostBudgetExceeded",
     "HypertoolCallbackHandler",
     "RecorderSink",
     "Summary",
@@ -60,6 +61,7 @@ _LAZY = {
     "load_config": "hypertool_callbacks.config",
     "ConfigError": "hypertool_callbacks.errors",
     "TokenBudgetExceeded": "hypertool_callbacks.errors",
+    "CostBudgetExceeded": "hypertool_callbacks.errors",
     "serve_metrics": "hypertool_callbacks.exposition",
     "build_tracker": "hypertool_callbacks.runtime",
     "get_tracker": "hypertool_callbacks.runtime",

@@ -82,6 +82,8 @@ class PersonaConfig(Matcher):
     )
     tools: list[str] = Field(default_factory=list, description="globs on tool names it calls")
     budget_tokens: int | None = Field(default=None, gt=0)
+    budget_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                     description="USD budget, same scope as budget_tokens")
     budget_scope: Literal["workflow", "process"] = "workflow"
     budget_window_seconds: float | None = Field(default=None, gt=0)
 
@@ -103,10 +105,14 @@ class PriceOverride(_Strict):
     cache_write_mtok: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
-    def _not_empty(self) -> PriceOverride:
+    def _complete(self) -> PriceOverride:
         if all(value is None for value in self.model_dump().values()):
             raise ValueError("a price override needs at least one of " + ", ".join(
                 type(self).model_fields))
+        if self.input_mtok is None and (self.cache_read_mtok is not None
+                                        or self.cache_write_mtok is not None):
+            # Cache tokens are input tokens: genai-prices refuses a cache price without one.
+            raise ValueError("cache_read_mtok / cache_write_mtok need input_mtok")
         return self
 
 

@@ -10,9 +10,23 @@ class ConfigError(ValueError):
 class TokenBudgetExceeded(RuntimeError):
     """Raised before an LLM call when ``on_budget_exceeded="raise"`` and the budget is spent."""
 
-    def __init__(self, persona: str, limit: int, used: int) -> None:
+    def __init__(self, persona: str, limit: float, used: float) -> None:
         super().__init__(
             f"token budget of persona {persona!r} is spent: {used} of {limit} tokens used"
+        )
+        self.persona = persona
+        self.limit = limit
+        self.used = used
+
+
+class CostBudgetExceeded(TokenBudgetExceeded):
+    """Raised before an LLM call when ``on_budget_exceeded="raise"`` and the persona's USD
+    budget (``budget_usd``) is spent. A subclass of :class:`TokenBudgetExceeded`, so code that
+    stops on a spent budget (adapters, applications) stops on this one too."""
+
+    def __init__(self, persona: str, limit: float, used: float) -> None:
+        RuntimeError.__init__(
+            self, f"USD budget of persona {persona!r} is spent: ${used:.6f} of ${limit:.6f} used"
         )
         self.persona = persona
         self.limit = limit

@@ -11,7 +11,15 @@ from langchain_core.outputs import ChatGenerationChunk
 
 from hypertool_callbacks.demo.fakes import ToolCallingFake, ai
 
-__all__ = ["StreamingFake", "ToolCallingFake", "reply", "usage"]
+__all__ = [
+    "PricedFake",
+    "PricedStreamingFake",
+    "StreamingFake",
+    "ToolCallingFake",
+    "priced_reply",
+    "reply",
+    "usage",
+]
 
 
 def usage(inp: int, out: int, **details: Any) -> dict[str, Any]:
@@ -43,3 +51,34 @@ class StreamingFake(FakeMessagesListChatModel):
         final = AIMessageChunk(content="", usage_metadata=getattr(response, "usage_metadata",
                                                                   None))
         yield ChatGenerationChunk(message=final)
+
+
+class PricedFake(ToolCallingFake):
+    """Names its model and provider like a real integration (``ls_model_name``,
+    ``ls_provider``), so that its calls can be priced."""
+
+    model: str = "gpt-4o"
+    provider: str = "openai"
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = self.provider
+        return params
+
+
+class PricedStreamingFake(PricedFake, StreamingFake):
+    """A priced model that streams; the last chunk carries usage."""
+
+
+def priced_reply(inp: int, out: int, *, served: str | None = None, cache_read: int = 0,
+                 cache_creation: int = 0, reasoning: int = 0) -> AIMessage:
+    """A reply with usage (cache and reasoning details) and, when given, the served model."""
+    usage: dict[str, Any] = {"input_tokens": inp, "output_tokens": out,
+                             "total_tokens": inp + out}
+    if cache_read or cache_creation:
+        usage["input_token_details"] = {"cache_read": cache_read,
+                                        "cache_creation": cache_creation}
+    if reasoning:
+        usage["output_token_details"] = {"reasoning": reasoning}
+    meta = {"model_name": served} if served else {}
+    return AIMessage("ok", usage_metadata=usage, response_metadata=meta)  # type: ignore[arg-type]

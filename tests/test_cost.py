@@ -12,49 +12,19 @@ from typing import Any
 import pytest
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
-from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage
 from prometheus_client import CollectorRegistry
 
 from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
-from hypertool_callbacks.config import load_config
+from hypertool_callbacks.config import PriceOverride, load_config
 from hypertool_callbacks.context.cost import Pricer
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.errors import ConfigError
 from hypertool_callbacks.events import Usage
-from tests.fakes import StreamingFake
+from tests.fakes import PricedFake, PricedStreamingFake, priced_reply
 
 COST = "hypertool_persona_cost_usd_total"
 UNPRICED = "hypertool_llm_cost_unpriced_total"
-
-
-class PricedFake(FakeMessagesListChatModel):
-    """A scripted chat model that names its model and provider like a real integration."""
-
-    model: str = "gpt-4o"
-    provider: str = "openai"
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = self.provider
-        return params
-
-
-class PricedStreamingFake(PricedFake, StreamingFake):
-    """Streams; the last chunk carries usage."""
-
-
-def _reply(inp: int, out: int, *, served: str | None = None, cache_read: int = 0,
-           cache_creation: int = 0, reasoning: int = 0) -> AIMessage:
-    usage: dict[str, Any] = {"input_tokens": inp, "output_tokens": out,
-                             "total_tokens": inp + out}
-    if cache_read or cache_creation:
-        usage["input_token_details"] = {"cache_read": cache_read,
-                                        "cache_creation": cache_creation}
-    if reasoning:
-        usage["output_token_details"] = {"reasoning": reasoning}
-    meta = {"model_name": served} if served else {}
-    return AIMessage("ok", usage_metadata=usage, response_metadata=meta)  # type: ignore[arg-type]
 
 
 def _expected(model: str, provider: str | None, inp: int, out: int, cache_read: int = 0,
@@ -72,8 +42,8 @@ def _invoke(tracker: Tracker, model: Any, persona: str = "coder") -> None:
 def test_known_model_is_priced_exactly_as_genai_prices_does(
         make_tracker: Callable[..., Tracker], sample: Callable[..., float]) -> None:
     tracker = make_tracker()
-    _invoke(tracker, PricedFake(responses=[_reply(1200, 300), _reply(800, 100)]))
-    _invoke(tracker, PricedFake(responses=[_reply(800, 100)]))
+    _invoke(tracker, PricedFake(responses=[priced_reply(1200, 300), priced_reply(800, 100)]))
+    _invoke(tracker, PricedFake(responses=[priced_reply(800, 100)]))
     expected = _expected("gpt-4o", "openai", 1200, 300) + _expected("gpt-4o", "openai", 800, 100)
     assert expected > 0
     assert sample(COST, persona="coder", model="gpt-4o", usage="reported") == pytest.approx(
@@ -85,7 +55,7 @@ def test_the_served_snapshot_is_priced_and_the_model_label_stays(
         make_tracker: Callable[..., Tracker], sample: Callable[..., float]) -> None:
     # gpt-4o-2024-05-13 is its own, pricier model: the response names what was served.
     tracker = make_tracker()
-    _invoke(tracker, PricedFake(responses=[_reply(1000, 500, served="gpt-4o-2024-05-13")]))
+    _invoke(tracker, PricedFake(responses=[priced_reply(1000, 500, served="gpt-4o-2024-05-13")]))
     served = _expected("gpt-4o-2024-05-13", "openai", 1000, 500)
     assert served != _expected("gpt-4o", "openai", 1000, 500)
     assert sample(COST, persona="coder", model="gpt-4o", usage="reported") == served
@@ -95,7 +65,7 @@ def test_cache_reads_and_writes_are_priced_once_at_their_rates(
         make_tracker: Callable[..., Tracker], sample: Callable[..., float]) -> None:
     tracker = make_tracker()
     model = PricedFake(model="claude-sonnet-4-5", provider="anthropic", responses=[
-        _reply(5000, 300, served="claude-sonnet-4-5-20250929", cache_read=3000,
+        priced_reply(5000, 300, served="claude-sonnet-4-5-20250929", cache_read=3000,
                cache_creation=1000)])
     _invoke(tracker, model)
     expected = _expected("claude-sonnet-4-5-20250929", "anthropic", 5000, 300, 3000, 1000)
@@ -108,7 +78,7 @@ def test_cache_reads_and_writes_are_priced_once_at_their_rates(
 def test_reasoning_tokens_are_output(make_tracker: Callable[..., Tracker],
                                      sample: Callable[..., float]) -> None:
     tracker = make_tracker()
-    _invoke(tracker, PricedFake(model="o3", responses=[_reply(1000, 2000, reasoning=1500)]))
+    _invoke(tracker, PricedFake(model="o3", responses=[priced_reply(1000, 2000, reasoning=1500)]))
     assert sample(COST, persona="coder", model="o3", usage="reported") == _expected(
         "o3", "openai", 1000, 2000, reasoning=1500)
 
@@ -116,7 +86,7 @@ def test_reasoning_tokens_are_output(make_tracker: Callable[..., Tracker],
 def test_a_streamed_call_is_priced(make_tracker: Callable[..., Tracker],
                                    sample: Callable[..., float]) -> None:
     tracker = make_tracker()
-    model = PricedStreamingFake(responses=[_reply(400, 60)])
+    model = PricedStreamingFake(responses=[priced_reply(400, 60)])
     chunks = list(model.stream("hi", config={"callbacks": [HypertoolCallbackHandler(tracker)],
                                              "tags": ["persona:writer"]}))
     assert len(chunks) > 1
@@ -130,7 +100,7 @@ def test_unknown_model_is_counted_unpriced_and_logged_once(
     tracker = make_tracker()
     caplog.set_level(logging.INFO, logger="hypertool_callbacks.context.cost")
     for _ in range(3):
-        _invoke(tracker, PricedFake(model="acme-9000", responses=[_reply(10, 5)]))
+        _invoke(tracker, PricedFake(model="acme-9000", responses=[priced_reply(10, 5)]))
     assert sample(UNPRICED, persona="coder", model="acme-9000") == 3
     cost_series = [s for m in registry.collect() if m.name == COST.removesuffix("_total")
                    for s in m.samples]
@@ -143,7 +113,7 @@ def test_a_provider_genai_prices_does_not_know_stays_unpriced(
         make_tracker: Callable[..., Tracker], sample: Callable[..., float]) -> None:
     # A local server serving "gpt-4o" must not be billed at OpenAI's price.
     tracker = make_tracker()
-    _invoke(tracker, PricedFake(provider="ollama", responses=[_reply(10, 5)]))
+    _invoke(tracker, PricedFake(provider="ollama", responses=[priced_reply(10, 5)]))
     assert sample(UNPRICED, persona="coder", model="gpt-4o") == 1
     assert sample(COST, persona="coder", model="gpt-4o", usage="reported") == 0
 
@@ -182,7 +152,7 @@ def test_override_prices_an_unknown_model(tmp_path: Path, make_tracker: Callable
     """), environ={})
     tracker = make_tracker(config=config)
     _invoke(tracker, PricedFake(model="acme-7b", provider="acme",
-                                responses=[_reply(1000, 200, cache_read=100)]))
+                                responses=[priced_reply(1000, 200, cache_read=100)]))
     expected = (Decimal(900) * 2 + Decimal(100) * Decimal("0.5") + Decimal(200) * 6) / 10**6
     assert sample(COST, persona="coder", model="acme-7b", usage="reported") == float(expected)
     assert sample(UNPRICED, persona="coder", model="acme-7b") == 0
@@ -191,7 +161,7 @@ def test_override_prices_an_unknown_model(tmp_path: Path, make_tracker: Callable
 def test_override_wins_over_shipped_prices(make_tracker: Callable[..., Tracker],
                                            sample: Callable[..., float]) -> None:
     tracker = make_tracker(prices={"gpt-4o": {"input_mtok": 1.0, "output_mtok": 1.0}})
-    _invoke(tracker, PricedFake(responses=[_reply(1000, 1000)]))
+    _invoke(tracker, PricedFake(responses=[priced_reply(1000, 1000)]))
     assert sample(COST, persona="coder", model="gpt-4o", usage="reported") == 0.002
     assert _expected("gpt-4o", "openai", 1000, 1000) != 0.002
 
@@ -200,6 +170,7 @@ def test_override_wins_over_shipped_prices(make_tracker: Callable[..., Tracker],
     ('[prices."acme-7b"]\ninput_mtk = 2.0\n', "prices.acme-7b.input_mtk"),
     ('[prices."acme-7b"]\noutput_mtok = -1.0\n', "prices.acme-7b.output_mtok"),
     ('[prices."acme-7b"]\n', "prices.acme-7b"),
+    ('[prices."acme-7b"]\ncache_read_mtok = 0.1\noutput_mtok = 1.0\n', "prices.acme-7b"),
 ])
 def test_bad_override_fails_at_load_naming_file_and_key(tmp_path: Path, body: str,
                                                         key: str) -> None:
@@ -208,6 +179,27 @@ def test_bad_override_fails_at_load_naming_file_and_key(tmp_path: Path, body: st
         load_config(path, environ={})
     assert str(path) in str(info.value)
     assert key in str(info.value)
+
+
+@pytest.mark.parametrize("prices", [
+    {"input_mtok": 2.0, "output_mtok": 6.0, "cache_read_mtok": 0.5},
+    {"input_mtok": 3.0, "output_mtok": 15.0, "cache_read_mtok": 0.3, "cache_write_mtok": 3.75},
+    {"input_mtok": 0.15, "output_mtok": 0.6},  # cache tokens at the input price
+    {"output_mtok": 1.1},
+])
+def test_overrides_price_as_genai_prices_would(prices: dict[str, float]) -> None:
+    from genai_prices.types import ModelPrice
+
+    usage = Usage(5000, 700, cache_read_tokens=2000, cache_creation_tokens=1000,
+                  reasoning_tokens=200)
+    cost = Pricer({"m": PriceOverride(**prices)}).price(None, "m", None, usage, 0)
+    assert cost is not None and cost.source == "override"
+    reference = ModelPrice(**{k: Decimal(str(v)) for k, v in prices.items()}).calc_price(
+        PriceUsage(input_tokens=5000, output_tokens=700, cache_read_tokens=2000,
+                   cache_write_tokens=1000, output_reasoning_tokens=200))
+    assert (cost.input_usd, cost.output_usd, cost.total_usd) == (
+        float(reference["input_price"]), float(reference["output_price"]),
+        float(reference["total_price"]))
 
 
 # -- the pricer on its own -----------------------------------------------------------------

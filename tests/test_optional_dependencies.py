@@ -105,3 +105,28 @@ def test_instrument_before_the_framework_is_imported_attaches_on_import() -> Non
     """)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "[]", "['langchain']", "3.0"]
+
+
+def test_without_genai_prices_overrides_still_price_and_nothing_fails() -> None:
+    done = _run({"genai_prices"}, """
+        import logging
+        from prometheus_client import CollectorRegistry
+        import hypertool_callbacks as ht
+        from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
+
+        logging.basicConfig(level=logging.WARNING)
+        registry = CollectorRegistry()
+        config = ht.load_config(environ={}, prices={"acme-7b": {"input_mtok": 1.0}})
+        tracker = ht.build_tracker(config, registry=registry)
+        for run_id, model in (("a", "acme-7b"), ("b", "gpt-4o")):
+            tracker.start(RunStart(run_id, None, RunKind.LLM, "llm", ("persona:p",),
+                                   model=model, provider="openai"))
+            tracker.end(RunEnd(run_id, usage=Usage(1_000_000, 0, 1_000_000)))
+        print(registry.get_sample_value("hypertool_persona_cost_usd_total", {
+            "persona": "p", "model": "acme-7b", "usage": "reported"}))
+        print(registry.get_sample_value("hypertool_llm_cost_unpriced_total", {
+            "persona": "p", "model": "gpt-4o"}))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["1.0", "1.0"]
+    assert done.stderr.count("genai-prices is not importable") == 1

@@ -1,4 +1,4 @@
-"""Token budgets per persona.
+"""Token and USD budgets per persona (one book per unit).
 
 Scopes: ``workflow`` -- each workflow execution starts with the full budget; ``process`` --
 since the process started, or over a rolling window of ``budget_window_seconds``.
@@ -17,29 +17,33 @@ from hypertool_callbacks.context.records import BudgetStatus
 
 @dataclass(frozen=True, slots=True)
 class _Limit:
-    tokens: int
+    tokens: float  # the limit, in the book's unit
     scope: str
     window: float | None
 
 
 class BudgetBook:
-    """Counts tokens against each persona's budget; thread-safe, bounded memory."""
+    """Counts tokens (or USD, ``unit="usd"``: ``budget_usd``) against each persona's budget;
+    thread-safe, bounded memory."""
 
-    def __init__(self, personas: Mapping[str, PersonaConfig], max_executions: int) -> None:
-        self._limits = {
-            name: _Limit(p.budget_tokens, p.budget_scope, p.budget_window_seconds)
-            for name, p in personas.items()
-            if p.budget_tokens is not None
-        }
-        self._process: dict[str, int] = {}
-        self._windows: dict[str, deque[tuple[float, int]]] = {}
-        self._workflow: dict[tuple[str, str], int] = {}
+    def __init__(self, personas: Mapping[str, PersonaConfig], max_executions: int,
+                 unit: str = "tokens") -> None:
+        self.unit = unit
+        self._limits: dict[str, _Limit] = {}
+        for name, p in personas.items():
+            limit = p.budget_usd if unit == "usd" else p.budget_tokens
+            if limit is not None:
+                self._limits[name] = _Limit(limit, p.budget_scope, p.budget_window_seconds)
+        self._process: dict[str, float] = {}
+        self._windows: dict[str, deque[tuple[float, float]]] = {}
+        self._workflow: dict[tuple[str, str], float] = {}
         self._max_executions = max_executions
         self._lock = threading.Lock()
 
     def limits(self) -> list[BudgetStatus]:
         """Every budgeted persona, full: the starting values to export."""
-        return [BudgetStatus(p, lim.tokens, 0, lim.scope) for p, lim in self._limits.items()]
+        return [BudgetStatus(p, lim.tokens, 0, lim.scope, self.unit)
+                for p, lim in self._limits.items()]
 
     def has_budget(self, persona: str) -> bool:
         return persona in self._limits
@@ -50,9 +54,10 @@ class BudgetBook:
             return None
         with self._lock:
             return BudgetStatus(persona, limit.tokens, self._used(persona, limit, execution, now),
-                                limit.scope)
+                                limit.scope, self.unit)
 
-    def consume(self, persona: str, execution: str, tokens: int, now: float) -> BudgetStatus | None:
+    def consume(self, persona: str, execution: str, tokens: float,
+                now: float) -> BudgetStatus | None:
         limit = self._limits.get(persona)
         if limit is None:
             return None
@@ -69,14 +74,14 @@ class BudgetBook:
             else:
                 self._process[persona] = self._process.get(persona, 0) + tokens
             used = self._used(persona, limit, execution, now)
-        return BudgetStatus(persona, limit.tokens, used, limit.scope)
+        return BudgetStatus(persona, limit.tokens, used, limit.scope, self.unit)
 
     def end_execution(self, execution: str) -> None:
         with self._lock:
             for key in [k for k in self._workflow if k[0] == execution]:
                 del self._workflow[key]
 
-    def _used(self, persona: str, limit: _Limit, execution: str, now: float) -> int:
+    def _used(self, persona: str, limit: _Limit, execution: str, now: float) -> float:
         if limit.scope == "workflow":
             return self._workflow.get((execution, persona), 0)
         if limit.window is None:

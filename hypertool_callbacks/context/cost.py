@@ -2,7 +2,8 @@
 
 Prices come from the price data bundled in the installed ``genai-prices`` package (its network
 update path, ``UpdatePrices``, is never started here) or from ``[prices."<model>"]`` overrides in
-the config, which win. The tracker calls :meth:`Pricer.price` once per LLM run end, never on other
+the config, which win (and work without genai-prices: unset cache prices are the input price,
+as genai-prices has it). The tracker calls :meth:`Pricer.price` once per LLM run end, never on other
 events.
 
 genai-prices' own ``calc_price`` costs ~150 us a call (it decomposes the usage through its unit
@@ -114,8 +115,7 @@ class _Priced:
 
     model: str
     source: str
-    prices: Any = None  # genai_prices ModelPrice (override) or ModelInfo (bundled)
-    provider: Any = None  # genai_prices Provider (bundled only)
+    prices: Any = None  # _Linear (override) or genai_prices ModelInfo (bundled)
 
 
 class Pricer:
@@ -170,11 +170,7 @@ class Pricer:
     def _find(self, ref: str, provider: str | None) -> _Priced | None:
         override = self._overrides.get(ref)
         if override is not None:
-            from genai_prices.types import ModelPrice
-
-            values = {k: Decimal(str(v)) for k, v in override.model_dump().items()
-                      if v is not None}
-            return _Priced(ref, "override", ModelPrice(**values))
+            return _Priced(ref, "override", _override_rates(override))
         snapshot = _snapshot()
         if snapshot is None:
             return None
@@ -182,23 +178,24 @@ class Pricer:
             # A provider we were told (LangChain's ls_provider) but genai-prices does not know
             # (a local server, say) stays unpriced: matching by name would bill a local model
             # at some cloud's price.
-            found_provider, info = snapshot.find_provider_model(ref, None, provider, None)
+            _, info = snapshot.find_provider_model(ref, None, provider, None)
         except (LookupError, ValueError):
             return None
-        return _Priced(ref, "genai-prices", info, found_provider)
+        return _Priced(ref, "genai-prices", info)
 
     # -- pricing ---------------------------------------------------------------------------
 
     def _cost(self, priced: _Priced, usage: Usage, when_ns: int) -> Cost:
         counts = _usage_dict(usage)
         if priced.source == "override":
-            model_price = priced.prices
-        else:
-            info = priced.prices
-            # Prices may change over time (dated or time-of-day prices): the call's start time
-            # picks them. Most models have one price set: no datetime needed then.
-            model_price = info.prices if _is_model_price(info.prices) else info.get_prices(
-                datetime.fromtimestamp(when_ns / 1e9, UTC))
+            inp, out = priced.prices.parts(_leaf_counts(counts))
+            return Cost(float(inp), float(out), float(inp + out), priced.model, priced.source,
+                        usage.estimated)
+        info = priced.prices
+        # Prices may change over time (dated or time-of-day prices): the call's start time
+        # picks them. Most models have one price set: no datetime needed then.
+        model_price = info.prices if _is_model_price(info.prices) else info.get_prices(
+            datetime.fromtimestamp(when_ns / 1e9, UTC))
         linear = self._linear_for(model_price)
         if linear is not None:
             inp, out = linear.parts(_leaf_counts(counts))
@@ -220,6 +217,19 @@ class Pricer:
             # The price object is kept with its coefficients, so its id cannot be reused.
             self._linear[key] = (model_price, linear)
         return linear
+
+
+def _override_rates(override: PriceOverride) -> _Linear:
+    def usd(value: float | None) -> Decimal:
+        return Decimal(str(value)) if value is not None else Decimal(0)
+
+    zero = Decimal(0)
+    inp = usd(override.input_mtok)
+    read = usd(override.cache_read_mtok) if override.cache_read_mtok is not None else inp
+    write = usd(override.cache_write_mtok) if override.cache_write_mtok is not None else inp
+    out = usd(override.output_mtok)
+    return _Linear((zero, zero), ((inp, zero), (read, zero), (write, zero), (zero, out),
+                                  (zero, out)))
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:

@@ -41,15 +41,17 @@ class Handoff:
 
 @dataclass(frozen=True, slots=True)
 class BudgetStatus:
-    """A persona's token budget after a change (or a check before an LLM call)."""
+    """A persona's budget after a change (or a check before an LLM call), in ``unit``:
+    ``tokens`` (``budget_tokens``) or ``usd`` (``budget_usd``)."""
 
     persona: str
-    limit: int
-    used: int
+    limit: float
+    used: float
     scope: str
+    unit: str = "tokens"
 
     @property
-    def remaining(self) -> int:
+    def remaining(self) -> float:
         # May go negative: an overrun must stay visible.
         return self.limit - self.used
 

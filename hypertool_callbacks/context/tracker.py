@@ -23,7 +23,7 @@ from hypertool_callbacks.context.labels import clean
 from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
 from hypertool_callbacks.context.runs import UNKNOWN, Run, RunTree, Status
 from hypertool_callbacks.context.sink import Sink
-from hypertool_callbacks.errors import TokenBudgetExceeded
+from hypertool_callbacks.errors import CostBudgetExceeded, TokenBudgetExceeded
 from hypertool_callbacks.events import RunEnd, RunId, RunKind, RunStart, Usage
 from hypertool_callbacks.safety import RateLimitedLog
 
@@ -77,6 +77,7 @@ class Tracker:
         self.resolver = Resolver(self.config)
         self.verdicts = gates.Verdicts(self.config.gate_pass_words, self.config.gate_fail_words)
         self.budgets = BudgetBook(self.config.personas, self.config.max_executions)
+        self.cost_budgets = BudgetBook(self.config.personas, self.config.max_executions, "usd")
         self.pricer = Pricer(self.config.prices)
         self._runs = RunTree(self.config.max_runs, self.config.run_ttl_seconds)
         self._executions: OrderedDict[str, _Execution] = OrderedDict()
@@ -90,7 +91,7 @@ class Tracker:
         # LLM and tool calls started, and how many of them with persona 'unknown' (one hint).
         self._calls = self._unknown_calls = 0
         self._hinted = False
-        for status in self.budgets.limits():
+        for status in [*self.budgets.limits(), *self.cost_budgets.limits()]:
             self._notify([("on_budget", status)])
 
     # -- public API used by adapters -------------------------------------------------------
@@ -120,7 +121,8 @@ class Tracker:
             notes.insert(0, ("on_run_start", run))
         self._notify(notes)
         if spent is not None and run is not None:
-            error = TokenBudgetExceeded(spent.persona, spent.limit, spent.used)
+            kind = CostBudgetExceeded if spent.unit == "usd" else TokenBudgetExceeded
+            error = kind(spent.persona, spent.limit, spent.used)
             self.end(RunEnd(run.run_id, error=error))
             raise error
 
@@ -143,7 +145,7 @@ class Tracker:
                         notes.append(("on_run_end", run))
             self._sweep_if_due(now_ns, now, notes)
         if run is not None and run.usage is not None and not run.usage_in_child:
-            self._price(run, run.usage, notes)
+            self._price(run, run.usage, now, notes)
         self._notify(notes)
 
     def first_token(self, run_id: RunId) -> None:
@@ -206,7 +208,7 @@ class Tracker:
                 self._warn.warning(f"shutdown:{sink.name}", "sink %s failed to shut down: %r",
                                    sink.name, exc)
 
-    def _price(self, run: Run, usage: Usage, notes: list[_Note]) -> None:
+    def _price(self, run: Run, usage: Usage, now: float, notes: list[_Note]) -> None:
         """Price an LLM call that counted usage. Outside the lock: the first call of a process
         loads the price data (a few hundred ms, once), and must not stall other threads."""
         try:
@@ -219,6 +221,11 @@ class Tracker:
             notes.append(("on_internal_error", "cost"))
             return
         run.unpriced = run.cost is None
+        if run.cost is not None and run.persona != UNKNOWN:
+            status = self.cost_budgets.consume(run.persona, run.execution, run.cost.total_usd,
+                                               now)
+            if status is not None:
+                notes.append(("on_budget", status))
 
     # -- internals (called with the lock held) ---------------------------------------------
 
@@ -308,15 +315,19 @@ class Tracker:
         state.persona, state.since, state.workflow = run.persona, now, run.workflow
 
     def _check_budget(self, run: Run, now: float, notes: list[_Note]) -> BudgetStatus | None:
-        status = self.budgets.status(run.persona, run.execution, now)
-        if status is None or not status.exceeded:
-            return None
-        notes.append(("on_budget_exceeded", status))
-        mode = self.config.on_budget_exceeded
-        if mode == "warn":
-            self._warn.warning(f"budget:{run.persona}", "token budget of persona %r is spent "
-                               "(%d of %d tokens)", run.persona, status.used, status.limit)
-        return status if mode == "raise" else None
+        spent: BudgetStatus | None = None
+        for book in (self.budgets, self.cost_budgets):
+            status = book.status(run.persona, run.execution, now)
+            if status is None or not status.exceeded:
+                continue
+            notes.append(("on_budget_exceeded", status))
+            if self.config.on_budget_exceeded == "warn":
+                message = ("USD budget of persona %r is spent ($%.6f of $%.6f)" if book.unit
+                           == "usd" else "token budget of persona %r is spent (%d of %d tokens)")
+                self._warn.warning(f"budget:{book.unit}:{run.persona}", message, run.persona,
+                                   status.used, status.limit)
+            spent = spent or status
+        return spent if self.config.on_budget_exceeded == "raise" else None
 
     def _finish(self, run: Run, event: RunEnd, now_ns: int, now: float,
                 notes: list[_Note]) -> None:
@@ -389,6 +400,7 @@ class Tracker:
         if root.thread_id is None:  # keyed by the root run: it is over
             self._executions.pop(root.execution, None)
             self.budgets.end_execution(root.execution)
+            self.cost_budgets.end_execution(root.execution)
 
     def _estimate(self, run: Run, event: RunEnd) -> Usage | None:
         if not self.config.estimate_missing_usage:

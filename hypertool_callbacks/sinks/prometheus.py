@@ -174,14 +174,19 @@ class PrometheusSink(Sink):
                   run=handoff.run)
 
     def on_budget(self, status: BudgetStatus) -> None:
-        self._budget_limit.labels(status.persona, status.scope).set(status.limit)
-        self._budget_remaining.labels(status.persona, status.scope).set(status.remaining)
+        usd = status.unit == "usd"
+        limit, remaining, exceeded = (
+            (self._cost_limit, self._cost_remaining, self._cost_exceeded) if usd
+            else (self._budget_limit, self._budget_remaining, self._budget_exceeded))
+        limit.labels(status.persona, status.scope).set(status.limit)
+        remaining.labels(status.persona, status.scope).set(status.remaining)
         # Exported at 0 before the first overrun: increase() cannot see a series born at 1,
-        # and the TokenBudgetExceeded alert would miss a process's first overrun.
-        self._budget_exceeded.labels(status.persona, status.scope)
+        # and the budget-exceeded alerts would miss a process's first overrun.
+        exceeded.labels(status.persona, status.scope)
 
     def on_budget_exceeded(self, status: BudgetStatus) -> None:
-        self._budget_exceeded.labels(status.persona, status.scope).inc()
+        exceeded = self._cost_exceeded if status.unit == "usd" else self._budget_exceeded
+        exceeded.labels(status.persona, status.scope).inc()
 
     def on_drop(self, reason: str) -> None:
         self._dropped.labels(reason).inc()
