@@ -94,8 +94,8 @@ class Summary:
             rows.append(PersonaRow(
                 persona, int(r["llm"]), int(r["tool"]), int(r["errors"]), int(r["input"]),
                 int(r["output"]), r["seconds"],
-                None if status is None else status.limit,
-                None if status is None else status.remaining))
+                None if status is None else int(status.limit),
+                None if status is None else int(status.remaining)))
         return cls(tuple(rows), len(executions))
 
     def row(self, persona: str) -> PersonaRow:

@@ -157,3 +157,16 @@ def test_bad_usd_budget_is_a_config_error(value: float) -> None:
 
     with pytest.raises(ConfigError, match=r"personas\.coder\.budget_usd"):
         load_config(environ={}, personas={"coder": {"budget_usd": value}})
+
+
+def test_the_recorder_summary_keeps_token_budgets_next_to_usd_ones(
+        make_tracker: MakeTracker) -> None:
+    from hypertool_callbacks.sinks.recorder import RecorderSink
+
+    recorder = RecorderSink()
+    config = Config.model_validate({"personas": {"coder": {
+        "budget_tokens": 50_000, "budget_usd": 0.5, "budget_scope": "process"}}})
+    tracker = make_tracker(config, sinks=[recorder])
+    _run(tracker, PricedFake(responses=[priced_reply(10_000, 2000)]))
+    row = recorder.summary().row("coder")
+    assert (row.budget, row.remaining) == (50_000, 38_000)

@@ -346,6 +346,8 @@ class RecorderSink(Sink):
             execution.handoffs.append(Transition(handoff.from_persona, handoff.to_persona, time))
 
     def on_budget(self, status: BudgetStatus) -> None:
+        if status.unit != "tokens":  # the summary's budget columns are token budgets
+            return
         with self._lock:
             self._budgets[status.persona] = status
 
