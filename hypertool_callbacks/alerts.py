@@ -135,11 +135,12 @@ def alerts(s: AlertSettings = DEFAULTS) -> list[Alert]:
         Alert(
             "HypertoolMetricsNotReported", "hypertool.plugin", "critical",
             f'up{{job="{s.job}"}} == 0\n  or absent(up{{job="{s.job}"}})\n'
-            f"  or absent_over_time({sel(c.LLM_REQUESTS, job=s.job)}[{w}])", "5m",
+            f'  or (up{{job="{s.job}"}} == 1 unless on (job, instance) '
+            f"{sel(c.EVENTS_DROPPED, job=s.job)})", "5m",
             "No hypertool metrics from job {{ $labels.job }} {{ $labels.instance }}",
-            f"Prometheus cannot scrape job {s.job} (target down or gone), or none of its "
-            f"targets reported an LLM call metric for {w}: dashboards and the other alerts are "
-            "blind."),
+            f"Prometheus cannot scrape job {s.job} (target down or gone), or the target "
+            "exposes no hypertool series (hypertool-callbacks is not active in that process): "
+            "dashboards and the other alerts are blind."),
         Alert(
             "LangfuseIntegrationFailing", "hypertool.plugin", "warning",
             f"sum by (job, reason) (increase({sel(c.LANGFUSE_EXPORT_FAILURES)}[{w}])) > 0", "10m",

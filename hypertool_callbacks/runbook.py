@@ -93,10 +93,11 @@ def _entries(s: AlertSettings) -> dict[str, Entry]:
              "set timeouts on the tool or model client")),
         "HypertoolMetricsNotReported": Entry(
             f"Prometheus cannot scrape job `{s.job}` (`up == 0`: the process died or its "
-            "metrics port is closed; `absent(up)`: no such target any more), or no target of "
-            f"the job reported an LLM call metric for {w} (the app restarted without "
-            "hypertool-callbacks, or does nothing).",
-            (f'up{{job="{s.job}"}}', f"count by (instance) ({sel(c.LLM_REQUESTS, job=s.job)})"),
+            "metrics port is closed; `absent(up)`: no such target any more), or a target is "
+            "up but exposes no hypertool series (every active hypertool-callbacks process "
+            "exports `hypertool_events_dropped_total` from the start, at 0).",
+            (f'up{{job="{s.job}"}}',
+             f"count by (instance) ({sel(c.EVENTS_DROPPED, job=s.job)})"),
             ("the application crashed or was scaled to zero",
              "`HYPERTOOL_METRICS_PORT` / `serve_metrics` not set in the new deployment",
              "the scrape config's job name differs from the rules' (`--set job=...`)"),

@@ -171,10 +171,18 @@ CASES = [
            f'persona="p", le="{le}", {J}}}': "0+1x90" for le in ("1.0", "+Inf")},
     }, "20m", [{"workflow": "w", "stage": "build"}], "60m"),
     _case("HypertoolMetricsNotReported", {
+        # a: the process dies for 10 minutes; b: healthy; c: up, but hypertool is not active
+        # in it until minute 26 (every active process exports the dropped-events counter).
         f'up{{{J}}}': "1x10 0x10 1x40",
+        f'hypertool_events_dropped_total{{reason="evicted", {J}}}': "0x10 _x10 0x40",
         'up{job="hypertool", instance="b:9464"}': "1x60",
-        f'hypertool_llm_requests_total{{model="m", persona="p", status="ok", {J}}}': "0+1x60",
-    }, "18m", [{"job": "hypertool", "instance": "a:9464"}], "40m"),
+        'hypertool_events_dropped_total{reason="evicted", job="hypertool", instance="b:9464"}':
+            "0x60",
+        'up{job="hypertool", instance="c:9464"}': "1x60",
+        'hypertool_events_dropped_total{reason="evicted", job="hypertool", instance="c:9464"}':
+            "_x25 0x35",
+    }, "18m", [{"job": "hypertool", "instance": "a:9464"},
+               {"job": "hypertool", "instance": "c:9464"}], "40m"),
     _case("LangfuseIntegrationFailing", {
         f'hypertool_langfuse_export_failures_total{{reason="connection", {J}}}': "0+1x20 20x60",
         f'hypertool_langfuse_export_failures_total{{reason="http_401", {J}}}': "5x80",

@@ -88,6 +88,11 @@ class PrometheusSink(Sink):
         self._tool_seconds = m[c.TOOL_DURATION.name]
         self._dropped = m[c.EVENTS_DROPPED.name]
         self._internal = m[c.INTERNAL_ERRORS.name]
+        # Always exported (at 0): a process with hypertool active has hypertool series from the
+        # start (HypertoolMetricsNotReported tells it from one without), and increase() sees
+        # the first drop.
+        for reason in c.DROP_REASONS:
+            self._dropped.labels(reason)
         # Label values are bounded upstream, so this cache is bounded too.
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         # Exemplars exist only in the OpenMetrics text of a single process.
