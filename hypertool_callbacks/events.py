@@ -78,8 +78,9 @@ class RunEnd:
     error: BaseException | None = None
     usage: Usage | None = None
     response_model: str | None = None
-    # A handoff this run performed (``transfer_to_x`` tool, ``Command(goto=x)``): the target name.
-    handoff_to: str | None = None
+    # Handoffs this run performed (``transfer_to_x`` tool, ``Command(goto=x)`` or
+    # ``goto=[x, y]``): the target names, in order.
+    handoffs: tuple[str, ...] = ()
     # Paused by a LangGraph interrupt: it runs again on resume, so no verdict is taken now.
     paused: bool = False
     # The caller stopped the run (stream closed early, task cancelled): neither ok nor error.

@@ -21,7 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, create_react_agent
-from langgraph.types import Command
+from langgraph.types import Command, Send
 from langgraph_supervisor import create_supervisor
 from langgraph_swarm import create_handoff_tool, create_swarm
 
@@ -323,3 +323,55 @@ def role_graph(*, on_tool: ToolHook | None = None, tools_node: str = "tools") ->
     graph.add_edge(tools_node, "coder")
     graph.add_edge("reviewer", END)
     return graph.compile(name="roles")
+
+
+def fan_out_desk(*, send: bool = False) -> Graph:
+    """Graph ``desk``: a plain node ``planner`` (one LLM call, 10 in / 1 out) routes with
+    ``Command(goto=["coder", "reviewer"])`` (or two ``Send``\\ s) to two plain nodes that each
+    make one LLM call (20/2 and 30/3) in parallel."""
+    planner_model = ToolCallingFake(responses=[reply("split", tokens=(10, 1))])
+    coder_model = ToolCallingFake(responses=[reply("coded", tokens=(20, 2))])
+    reviewer_model = ToolCallingFake(responses=[reply("LGTM", tokens=(30, 3))])
+
+    def planner(state: MessagesState) -> Command[Any]:
+        message = planner_model.invoke(state["messages"])
+        goto: Any = ([Send("coder", state), Send("reviewer", state)] if send
+                     else ["coder", "reviewer"])
+        return Command(goto=goto, update={"messages": [message]})
+
+    def coder(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [coder_model.invoke(state["messages"])]}
+
+    def reviewer(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [reviewer_model.invoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("planner", planner, destinations=("coder", "reviewer"))
+    graph.add_node("coder", coder)
+    graph.add_node("reviewer", reviewer)
+    graph.add_edge(START, "planner")
+    graph.add_edge("coder", END)
+    graph.add_edge("reviewer", END)
+    return graph.compile(name="desk")
+
+
+def fan_out_team() -> Graph:
+    """Graph ``team``: named agent ``alice`` hands off with a tool ``split`` returning
+    ``Command(goto=["bob", "carol"], graph=Command.PARENT)``; named agents bob and carol
+    answer (6/2 and 7/3); alice's call is 5/1."""
+
+    @tool
+    def split() -> Command[Any]:
+        """Let Bob and Carol continue."""
+        return Command(goto=["bob", "carol"], graph=Command.PARENT, update={"messages": []})
+
+    alice = named_agent("create_agent", "alice", [reply(calls=[("split", {})], tokens=(5, 1))],
+                        [split])
+    bob = named_agent("create_agent", "bob", [reply("bob done", tokens=(6, 2))], [])
+    carol = named_agent("create_agent", "carol", [reply("carol done", tokens=(7, 3))], [])
+    graph = StateGraph(MessagesState)
+    graph.add_node("alice", alice, destinations=("bob", "carol"))
+    graph.add_node("bob", bob)
+    graph.add_node("carol", carol)
+    graph.add_edge(START, "alice")
+    return graph.compile(name="team")

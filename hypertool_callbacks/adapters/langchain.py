@@ -183,21 +183,24 @@ def _provider_usage(raw: Mapping[str, Any]) -> Usage:
     )
 
 
-def handoff_target(tool_name: str | None, output: Any) -> str | None:
-    """Where control went: a ``transfer_to_<agent>`` tool, or a ``Command(goto=...)``."""
+def handoff_targets(tool_name: str | None, output: Any) -> tuple[str, ...]:
+    """Where control went: a ``transfer_to_<agent>`` tool, or each target of a
+    ``Command(goto=...)`` (a node name, a ``Send``, or a list of them), in order, once each."""
     if tool_name:
         for prefix in HANDOFF_PREFIXES:
             if tool_name.startswith(prefix) and len(tool_name) > len(prefix):
-                return tool_name[len(prefix):]
-        return None
+                return (tool_name[len(prefix):],)
+        return ()
     if type(output).__name__ != "Command":
-        return None
+        return ()
     goto = getattr(output, "goto", None)
-    if isinstance(goto, Sequence) and not isinstance(goto, str):
-        goto = next((g for g in goto if isinstance(g, str)), None)
-    if isinstance(goto, str) and goto and not goto.startswith("__"):
-        return goto
-    return None
+    items = goto if isinstance(goto, Sequence) and not isinstance(goto, str) else (goto,)
+    targets: list[str] = []
+    for item in items:
+        node = item if isinstance(item, str) else getattr(item, "node", None)  # a Send
+        if isinstance(node, str) and node and not node.startswith("__") and node not in targets:
+            targets.append(node)
+    return tuple(targets)
 
 
 class HypertoolCallbackHandler(BaseCallbackHandler):
@@ -266,7 +269,7 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
             if tool:
                 run = self.tracker.get_run(run_id)
                 name = run.name if run is not None else None
-            extra["handoff_to"] = handoff_target(name, outputs) if (name or not tool) else None
+            extra["handoffs"] = handoff_targets(name, outputs) if (name or not tool) else ()
         self.tracker.end(RunEnd(run_id, outputs=outputs, error=error, **extra))
 
     # -- chains (incl. LangGraph graphs and nodes) -------------------------------------------

@@ -87,7 +87,7 @@ class Run:
     cost: Cost | None = None
     unpriced: bool = False
     gate_result: str | None = None
-    handoff_to: str | None = None
+    handoff_to: tuple[str, ...] = ()  # the agents (nodes) this run handed off to
     trace_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -354,27 +354,34 @@ class Tracker:
                     notes.append(("on_budget", status))
         notes.append(("on_run_end", run))
         # Tools hand off by name; a Command(goto=...) counts once, at the node that returned it.
-        if event.handoff_to and (run.kind is RunKind.TOOL or run.is_node):
-            self._handoff(run, event.handoff_to, notes)
+        if event.handoffs and (run.kind is RunKind.TOOL or run.is_node):
+            for target in event.handoffs:
+                self._handoff(run, target)
         if run.parent is None:
             self._end_execution(run, now, notes)
 
-    def _handoff(self, run: Run, target_name: str, notes: list[_Note]) -> None:
+    def _handoff(self, run: Run, target_name: str) -> None:
         target = clean(target_name)
+        # A plain node has no persona of its own (node personas go to the calls in it): it
+        # hands off as the persona that worked in it, if any.
+        sender = run.persona
+        if sender == UNKNOWN and run.is_node and run.stage_run is run and run.stage_persona:
+            sender = run.stage_persona
         # The Command a handoff tool returns travels up through the enclosing nodes: count the
         # handoff once, at the innermost run that made it. Only a persona hands off (never
         # 'unknown'), and only to another unit of work (never to 'tools', 'model', ...).
-        if (not target or target in self.resolver.generic or run.persona == UNKNOWN
-                or target == run.persona or run.extra.get("handoff_to") == target):
+        done: set[str] = run.extra.get("handoffs_done") or set()
+        if (not target or target in self.resolver.generic or sender == UNKNOWN
+                or target == sender or target in done):
             return
-        run.handoff_to = target
+        run.handoff_to = (*run.handoff_to, target)
         ancestor: Run | None = run
         while ancestor is not None:
-            ancestor.extra["handoff_to"] = target
+            ancestor.extra.setdefault("handoffs_done", set()).add(target)
             ancestor = ancestor.parent
         state = self._executions.get(run.execution)
         if state is not None:
-            state.handoffs[target] = Handoff(run.persona, target, run.workflow, run)
+            state.handoffs[target] = Handoff(sender, target, run.workflow, run)
 
     def _land_handoff(self, run: Run, notes: list[_Note]) -> None:
         """The node a pending handoff targets starts: record it to the persona it runs as."""

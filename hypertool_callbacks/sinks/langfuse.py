@@ -106,7 +106,7 @@ def _metadata(run: Run) -> dict[str, Any]:
     values: dict[str, Any] = {
         "persona": run.persona, "stage": run.stage, "workflow": run.workflow,
         "agent": run.agent, "gate": run.gate, "gate_result": run.gate_result,
-        "handoff_to": run.handoff_to,
+        "handoff_to": list(run.handoff_to) or None,
     }
     if run.usage is not None and run.usage.estimated:
         values["usage_estimated"] = True
