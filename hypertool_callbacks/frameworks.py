@@ -237,4 +237,9 @@ class _NotifyingLoader:
         return getattr(self._loader, name)
 
 
-register(Framework("langchain", "langchain_core", "hypertool_callbacks.adapters.langchain_hook"))
+# Callback managers live in langchain_core.callbacks.manager: watching it rather than the top
+# package keeps an import of a light corner of langchain_core (its deprecation helpers, its
+# messages) as light as without us (langchain-core's own suite checks that pydantic.v1 stays
+# unloaded there).
+register(Framework("langchain", "langchain_core.callbacks.manager",
+                   "hypertool_callbacks.adapters.langchain_hook"))
