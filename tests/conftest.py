@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,9 @@ from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 
 pytest_plugins = ["tests.langfuse_support"]
+
+# Plots in tests and notebooks render off-screen.
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 @pytest.fixture

@@ -28,7 +28,10 @@ class SimulatedChat(ToolCallingFake):
     clock: Any = None  # a ManualClock (Any: pydantic field)
     latency: float = 1.0
     first_token: float = 0.2
+    # Added to ``latency`` call after call (cycled): deterministic variety for the plots.
+    jitter: tuple[float, ...] = ()
     model_name: str = "sim-chat"
+    calls: int = 0
 
     @property
     def _llm_type(self) -> str:
@@ -38,13 +41,18 @@ class SimulatedChat(ToolCallingFake):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name}
 
+    def _latency(self) -> float:
+        extra = self.jitter[self.calls % len(self.jitter)] if self.jitter else 0.0
+        self.calls += 1
+        return max(0.0, self.latency + extra)
+
     def _advance(self, seconds: float) -> None:
         if isinstance(self.clock, ManualClock):
             self.clock.advance(seconds)
 
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
                   **kwargs: Any) -> ChatResult:
-        self._advance(self.latency)
+        self._advance(self._latency())
         return super()._generate(messages, stop, run_manager, **kwargs)
 
     def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
@@ -52,8 +60,9 @@ class SimulatedChat(ToolCallingFake):
         response = self.responses[self.i % len(self.responses)]
         self.i = (self.i + 1) % len(self.responses)
         words = str(response.content).split(" ")
-        self._advance(self.first_token)
-        rest = max(0.0, self.latency - self.first_token) / max(1, len(words))
+        latency = self._latency()
+        self._advance(min(self.first_token, latency))
+        rest = max(0.0, latency - self.first_token) / max(1, len(words))
         for n, word in enumerate(words):
             chunk = AIMessageChunk(content=word if n == 0 else " " + word)
             if run_manager is not None:
