@@ -42,6 +42,7 @@ from hypertool_callbacks.sinks.otel_content import (
     encode_message,
     to_plain,
 )
+from hypertool_callbacks.sinks.otel_env import AppOrEnvProvider
 from hypertool_callbacks.sinks.otel_export import JsonLinesSpanExporter, flush, local_provider
 
 __all__ = ["JsonLinesSpanExporter", "OtelSink", "capture_content_enabled", "default_sinks",
@@ -326,11 +327,13 @@ def default_sinks(config: Config, *, tracer_provider: trace.TracerProvider | Non
     """The OTel sink for the process-wide tracker (none when ``otel.enabled`` is false).
 
     ``tracer_provider`` defaults to the global one (or a console/JSON-lines provider of our
-    own, see :func:`local_provider`); ``environ`` defaults to ``os.environ``.
+    own, see :func:`local_provider`, or one built from the ``OTEL_*`` variables when the app
+    has none, see ``otel_env``); ``environ`` defaults to ``os.environ``.
     """
     settings = config.otel
     if settings.enabled is False:
         return []
-    provider = tracer_provider or local_provider(settings)
+    # Neither given nor local: the app's SDK provider, else one from the OTEL_* variables.
+    provider = tracer_provider or local_provider(settings) or AppOrEnvProvider(environ)
     return [OtelSink(provider, capture_content=capture_content_enabled(settings, environ),
                      content_max_chars=settings.content_max_chars, mask=mask)]
