@@ -81,6 +81,8 @@ def test_persona_timeline_marks_handoffs(team_rec: RecorderSink) -> None:
     assert _ticks(ax.get_yticklabels()) == ["supervisor", "researcher", "writer"]
     arrows = [(a.xyann[1], a.xy[1]) for a in ax.texts]  # (from lane, to lane)
     assert arrows == [(0, 1), (0, 2)]
+    tree = repr(viz.span_tree(team_rec))
+    assert "transfer_to_researcher [tool]  persona=supervisor  handoff->researcher" in tree
 
 
 def test_transition_matrix_counts_switches_and_handoffs(

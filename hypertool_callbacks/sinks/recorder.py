@@ -62,7 +62,7 @@ class RunRecord:
     tokens_counted: bool = False  # usage reported and counted here (not in a nested call)
     gate: str | None = None
     gate_result: str | None = None
-    handoff_to: str | None = None
+    handoff_to: tuple[str, ...] = ()  # agents this run handed off to
     introduces_stage: bool = False
     stage_persona: str | None = None
     error_type: str | None = None

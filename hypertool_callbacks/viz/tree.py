@@ -62,7 +62,7 @@ class SpanTree:
         if run.gate is not None and run.gate_result is not None:
             parts.append(f"gate {run.gate}={run.gate_result}")
         if run.handoff_to:
-            parts.append(f"handoff->{run.handoff_to}")
+            parts.append("handoff->" + ",".join(run.handoff_to))
         parts.append(f"{run.duration:.2f}s")
         if run.status != "ok":
             parts.append(run.status.upper())
