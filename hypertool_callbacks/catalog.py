@@ -128,6 +128,11 @@ QUALITY_GATE_UNRECOGNISED = MetricSpec(
     "Quality gate runs whose output matched neither the pass nor the fail rule (see "
     "gate_pass_words/gate_fail_words); not in hypertool_workflow_quality_gate_total.",
     ("workflow", "stage", "gate"))
+QUALITY_GATE_RETRIED = MetricSpec(
+    "hypertool_workflow_quality_gate_retried_total", "counter",
+    "Quality gate attempts superseded by a retry of their LangGraph node (RetryPolicy); only "
+    "the last attempt counts in hypertool_workflow_quality_gate_total.",
+    ("workflow", "stage", "gate"))
 WORKFLOW_DURATION = MetricSpec(
     "hypertool_workflow_duration_seconds", "histogram",
     "Duration of a workflow run (a root run), by status ok|error|cancelled|evicted.",
@@ -173,7 +178,7 @@ CATALOG: tuple[MetricSpec, ...] = (
     PERSONA_SWITCHES, PERSONA_DURATION, PERSONA_HANDOFFS, PERSONA_TOKENS, PERSONA_TOKEN_DETAILS,
     BUDGET_LIMIT, BUDGET_REMAINING, BUDGET_EXCEEDED, PERSONA_COST, LLM_COST_UNPRICED,
     COST_BUDGET_LIMIT, COST_BUDGET_REMAINING, COST_BUDGET_EXCEEDED, STAGE_DURATION, QUALITY_GATE,
-    QUALITY_GATE_UNRECOGNISED,
+    QUALITY_GATE_UNRECOGNISED, QUALITY_GATE_RETRIED,
     WORKFLOW_DURATION, LLM_REQUESTS, LLM_DURATION, LLM_FIRST_TOKEN, LLM_USAGE_MISSING,
     TOOL_CALLS, TOOL_DURATION, EVENTS_DROPPED, INTERNAL_ERRORS, LANGFUSE_EXPORT_FAILURES,
 )

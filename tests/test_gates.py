@@ -341,3 +341,96 @@ def test_a_revise_verdict_in_a_langgraph_review_loop_is_a_fail(make_tracker: Mak
     assert sample(GATES, result="fail", **labels) == 1
     assert sample(GATES, result="pass", **labels) == 1
     assert sample(UNRECOGNISED_GATES, **labels) == 1
+
+
+# -- gates in nodes LangGraph retries (RetryPolicy) --------------------------------------------
+
+RETRIED_GATES = "hypertool_workflow_quality_gate_retried_total"
+
+
+class Flaky(Exception):
+    pass
+
+
+def _retried_review(attempts: list[Any], *, gate_inside: bool = False) -> Any:
+    """Graph ``ci``: one node ``review`` with ``RetryPolicy(max_attempts=3)`` on ``Flaky``.
+    Each attempt pops the next item of ``attempts``: an exception class is raised, anything
+    else is the review's output. With ``gate_inside`` the gate is a tagged runnable called in
+    the node (it returns the item), and the node raises *after* it."""
+    from langgraph.types import RetryPolicy
+
+    def check(item: Any) -> Any:
+        if isinstance(item, type):
+            raise item("flaky")
+        return item
+
+    gate = RunnableLambda(check, name="check").with_config(tags=["gate:review"])
+
+    def review(state: _State, config: RunnableConfig) -> _State:
+        item = attempts.pop(0)
+        if gate_inside:
+            verdict_text, fails_after = item
+            gate.invoke(verdict_text, config)
+            if fails_after:
+                raise Flaky("after the gate")
+            return {"log": [verdict_text]}
+        return {"log": [check(item)]}
+
+    graph = StateGraph(_State)
+    graph.add_node("review", review,
+                   metadata=None if gate_inside else {"hypertool_gate": "review"},
+                   retry_policy=RetryPolicy(max_attempts=3, initial_interval=0.001,
+                                            jitter=False, retry_on=Flaky))
+    graph.add_edge(START, "review")
+    graph.add_edge("review", END)
+    return graph.compile(name="ci")
+
+
+RETRY_LABELS = {"workflow": "ci", "stage": "review", "gate": "review"}
+
+
+def test_a_gate_node_retried_counts_its_final_result_once(make_tracker: MakeTracker,
+                                                          sample: Sample) -> None:
+    tracker = make_tracker()
+    app = _retried_review([Flaky, Flaky, "PASS"])
+    app.invoke({}, config={"callbacks": [HypertoolCallbackHandler(tracker)]})
+
+    assert sample(GATES, result="pass", **RETRY_LABELS) == 1
+    assert sample(GATES, result="fail", **RETRY_LABELS) == 0
+    assert sample(RETRIED_GATES, **RETRY_LABELS) == 2
+    assert tracker.live_runs == 0
+
+
+def test_a_gate_node_failing_every_attempt_is_one_fail(make_tracker: MakeTracker,
+                                                       sample: Sample) -> None:
+    app = _retried_review([Flaky, Flaky, Flaky])
+    with pytest.raises(Flaky):
+        app.invoke({}, config={"callbacks": [HypertoolCallbackHandler(make_tracker())]})
+
+    assert sample(GATES, result="fail", **RETRY_LABELS) == 1
+    assert sample(GATES, result="pass", **RETRY_LABELS) == 0
+    assert sample(RETRIED_GATES, **RETRY_LABELS) == 2
+
+
+def test_a_gate_inside_a_retried_node_counts_the_last_attempts_verdict(
+        make_tracker: MakeTracker, sample: Sample) -> None:
+    """Attempt 1: the gate says FAIL, then the node raises; attempt 2: PASS and the node
+    completes. One pass, one retried attempt, no fail."""
+    app = _retried_review([("FAIL: flaky", True), ("PASS", False)], gate_inside=True)
+    app.invoke({}, config={"callbacks": [HypertoolCallbackHandler(make_tracker())]})
+
+    labels = {"workflow": "ci", "stage": "review", "gate": "review"}
+    assert sample(GATES, result="pass", **labels) == 1
+    assert sample(GATES, result="fail", **labels) == 0
+    assert sample(RETRIED_GATES, **labels) == 1
+
+
+def test_the_gates_of_a_review_loop_are_not_retries(make_tracker: MakeTracker,
+                                                    sample: Sample) -> None:
+    """Two visits of the review node (a loop, not a retry) are two tasks: two verdicts."""
+    app = _pipeline(_review_model(), {"hypertool_gate": "review"})
+    app.invoke({}, config={"callbacks": [HypertoolCallbackHandler(make_tracker())]})
+    labels = {"workflow": "pipeline", "stage": "review", "gate": "review"}
+    assert sample(GATES, result="fail", **labels) == 1
+    assert sample(GATES, result="pass", **labels) == 1
+    assert sample(RETRIED_GATES, **labels) == 0

@@ -30,6 +30,15 @@ class PersonaStint:
 
 
 @dataclass(frozen=True, slots=True)
+class GateVerdict:
+    """A gate run's verdict is settled: it counts (``run.gate_result``), or a retry of its
+    LangGraph node superseded it (``retried``)."""
+
+    run: Run
+    retried: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Handoff:
     """A run handed control to another agent (``transfer_to_x`` tool, ``Command(goto=x)``)."""
 

@@ -10,7 +10,13 @@ that later sinks can use it (e.g. as a metric exemplar).
 
 from __future__ import annotations
 
-from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
+from hypertool_callbacks.context.records import (
+    BudgetStatus,
+    GateVerdict,
+    Handoff,
+    PersonaStint,
+    PersonaSwitch,
+)
 from hypertool_callbacks.context.runs import Run
 
 
@@ -34,6 +40,9 @@ class Sink:
 
     def on_handoff(self, handoff: Handoff) -> None:
         """An agent handed control to another."""
+
+    def on_gate(self, verdict: GateVerdict) -> None:
+        """A gate's verdict is final, or was superseded by a retry (after the run ended)."""
 
     def on_budget(self, status: BudgetStatus) -> None:
         """A persona's budget changed (or was found spent before an LLM call)."""

@@ -18,6 +18,7 @@ from hypertool_callbacks.config import Config
 from hypertool_callbacks.context import gates
 from hypertool_callbacks.context.budget import BudgetBook
 from hypertool_callbacks.context.cost import Pricer
+from hypertool_callbacks.context.gate_attempts import GateAttempts
 from hypertool_callbacks.context.inference import NODE_KEY, Resolver
 from hypertool_callbacks.context.labels import clean
 from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
@@ -76,6 +77,7 @@ class Tracker:
         self.clock: Clock = clock or SystemClock()
         self.resolver = Resolver(self.config)
         self.verdicts = gates.Verdicts(self.config.gate_pass_words, self.config.gate_fail_words)
+        self._gate_attempts = GateAttempts()
         self.budgets = BudgetBook(self.config.personas, self.config.max_executions)
         self.cost_budgets = BudgetBook(self.config.personas, self.config.max_executions, "usd")
         self.pricer = Pricer(self.config.prices)
@@ -111,6 +113,7 @@ class Tracker:
                     # Parent never seen (handler attached mid-run) or evicted: a root now.
                     notes.append(("on_drop", "unknown_parent"))
                 run = self._new_run(event, parent, now_ns, now)
+                notes.extend(("on_gate", v) for v in self._gate_attempts.started(run))
                 self._act(run, now, now_ns, notes)
                 if run.kind is RunKind.LLM:
                     spent = self._check_budget(run, now, notes)
@@ -353,6 +356,7 @@ class Tracker:
                 if status is not None:
                     notes.append(("on_budget", status))
         notes.append(("on_run_end", run))
+        notes.extend(("on_gate", verdict) for verdict in self._gate_attempts.ended(run))
         # Tools hand off by name; a Command(goto=...) counts once, at the node that returned it.
         if event.handoffs and (run.kind is RunKind.TOOL or run.is_node):
             for target in event.handoffs:
@@ -428,6 +432,7 @@ class Tracker:
             run.end_ns, run.end_mono, run.status = now_ns, now, Status.EVICTED
             notes.append(("on_drop", "evicted"))
             notes.append(("on_run_end", run))
+            notes.extend(("on_gate", verdict) for verdict in self._gate_attempts.ended(run))
             if run.parent is None:
                 self._end_execution(run, now, notes)
         return notes

@@ -11,7 +11,13 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from hypertool_callbacks import catalog as c
 from hypertool_callbacks.context.gates import UNRECOGNISED
-from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
+from hypertool_callbacks.context.records import (
+    BudgetStatus,
+    GateVerdict,
+    Handoff,
+    PersonaStint,
+    PersonaSwitch,
+)
 from hypertool_callbacks.context.runs import Run, Status
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind
@@ -79,6 +85,7 @@ class PrometheusSink(Sink):
         self._stage_seconds = m[c.STAGE_DURATION.name]
         self._gates = m[c.QUALITY_GATE.name]
         self._gates_unrecognised = m[c.QUALITY_GATE_UNRECOGNISED.name]
+        self._gates_retried = m[c.QUALITY_GATE_RETRIED.name]
         self._workflow_seconds = m[c.WORKFLOW_DURATION.name]
         self._llm_requests = m[c.LLM_REQUESTS.name]
         self._llm_seconds = m[c.LLM_DURATION.name]
@@ -130,12 +137,6 @@ class PrometheusSink(Sink):
             persona = run.stage_persona or run.persona
             self._observe(self._stage_seconds, (run.workflow, run.stage, persona),
                           run.duration, run)
-        if run.gate is not None and run.gate_result is not None:
-            if run.gate_result == UNRECOGNISED:
-                self._inc(self._gates_unrecognised, (run.workflow, run.stage, run.gate), run=run)
-            else:
-                self._inc(self._gates, (run.workflow, run.stage, run.gate, run.gate_result),
-                          run=run)
         if run.parent is None:
             self._observe(self._workflow_seconds, (run.workflow, status), run.duration, run)
 
@@ -166,6 +167,18 @@ class PrometheusSink(Sink):
             self._inc(self._cost, (persona, model, basis), cost.total_usd, run)
         elif run.unpriced:
             self._inc(self._unpriced, (persona, model), run=run)
+
+    def on_gate(self, verdict: GateVerdict) -> None:
+        run = verdict.run
+        if run.gate is None or run.gate_result is None:
+            return
+        labels = (run.workflow, run.stage, run.gate)
+        if verdict.retried:
+            self._inc(self._gates_retried, labels, run=run)
+        elif run.gate_result == UNRECOGNISED:
+            self._inc(self._gates_unrecognised, labels, run=run)
+        else:
+            self._inc(self._gates, (*labels, run.gate_result), run=run)
 
     def on_switch(self, switch: PersonaSwitch) -> None:
         self._inc(self._switches, (switch.from_persona, switch.to_persona, switch.workflow),
