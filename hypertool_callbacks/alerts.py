@@ -93,6 +93,12 @@ def alerts(s: AlertSettings = DEFAULTS) -> list[Alert]:
             "{{ $value | humanize }} LLM calls of persona {{ $labels.persona }} started with its "
             "{{ $labels.scope }}-scope token budget already spent (last " + w + ")."),
         Alert(
+            "CostBudgetExceeded", "hypertool.budgets", "critical",
+            f"sum by (persona, scope) (increase({sel(c.COST_BUDGET_EXCEEDED)}[{w}])) > 0", "0m",
+            "Persona {{ $labels.persona }} is over its USD budget",
+            "{{ $value | humanize }} LLM calls of persona {{ $labels.persona }} started with its "
+            "{{ $labels.scope }}-scope USD budget already spent (last " + w + ")."),
+        Alert(
             "TokenBudgetDepletionPredicted", "hypertool.budgets", "info",
             f"predict_linear({remaining}[{s.depletion_lookback}], "
             f"{s.depletion_horizon_seconds}) < 0\n  and {remaining} > 0", "10m",

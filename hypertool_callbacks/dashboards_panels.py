@@ -27,8 +27,9 @@ _TRANSITIONS = (
 def persona_overview() -> dict[str, Any]:
     switches = f"sum by (from_persona, to_persona) (increase({m(c.PERSONA_SWITCHES)}[$__range]))"
     used = f"{m(c.BUDGET_LIMIT)} - {m(c.BUDGET_REMAINING)}"
+    usd_used = f"{m(c.COST_BUDGET_LIMIT)} - {m(c.COST_BUDGET_REMAINING)}"
     return dashboard("hypertool-persona-overview", "hypertool / Persona Overview",
-                     "Who works: persona switches, handoffs, time, tokens and budgets.", [
+                     "Who works: persona switches, handoffs, time, tokens, cost and budgets.", [
         Panel("Persona switch rate", "Switches of the acting persona per second, by from -> to.",
               (Target(rate(c.PERSONA_SWITCHES, "from_persona, to_persona"),
                       "{{from_persona}} -> {{to_persona}}"),), unit="ops"),
@@ -63,6 +64,23 @@ def persona_overview() -> dict[str, Any]:
         Panel("Active persona over time", "Personas making LLM calls in each interval.",
               (Target(f"{rate(c.LLM_REQUESTS, 'persona')} > 0", "{{persona}}"),),
               kind="state-timeline"),
+        Panel("Cost by persona and model", "USD spent in the time range, by persona and "
+              "model (priced offline; unpriced calls add nothing).",
+              (Target(f"sum by (persona, model) (increase({m(c.PERSONA_COST)}[$__range]))",
+                      instant=True),), kind="table", unit="currencyUSD"),
+        Panel("Cost rate", "USD per hour by persona, from the last rate interval.",
+              (Target(f"{rate(c.PERSONA_COST, 'persona')} * 3600", "{{persona}}"),),
+              unit="currencyUSD", stack=True),
+        Panel("USD budget limit vs used", "USD budget and the most any process (process "
+              "scope) or last execution (workflow scope) has used of it.",
+              (Target(f"max by (persona, scope) ({m(c.COST_BUDGET_LIMIT)})",
+                      "limit {{persona}} ({{scope}})"),
+               Target(f"max by (persona, scope) ({usd_used})", "used {{persona}} ({{scope}})")),
+              unit="currencyUSD"),
+        Panel("Unpriced LLM calls", "LLM calls per second with usage but no known price "
+              "(their cost is missing from the panels above).",
+              (Target(rate(c.LLM_COST_UNPRICED, "persona, model"), "{{persona}} {{model}}"),),
+              unit="ops"),
         Panel("Persona stint p95", "95th percentile of how long a persona acts before "
               "another takes over.",
               (Target(quantile(0.95, c.PERSONA_DURATION, "persona"), "{{persona}}"),), unit="s"),

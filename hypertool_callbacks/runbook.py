@@ -39,6 +39,17 @@ def _entries(s: AlertSettings) -> dict[str, Entry]:
             ("look for `HighQualityGateFailureRate` / `PersonaPingPong` on the same workflow",
              "trim the context the persona receives, or raise `budget_tokens`",
              "to stop calls instead of counting them: `on_budget_exceeded = \"raise\"`")),
+        "CostBudgetExceeded": Entry(
+            "LLM calls of a persona started while its USD budget (`budget_usd`) was already "
+            "spent, per execution (`scope=\"workflow\"`) or per process (`scope=\"process\"`)."
+            " Cost is priced offline when each call ends; unpriced calls add nothing.",
+            (f"sum by (persona, scope, instance) (increase({sel(c.COST_BUDGET_EXCEEDED)}[{w}]))",
+             f"min by (persona, scope) ({sel(c.COST_BUDGET_REMAINING)})",
+             f"sum by (persona, model) (rate({sel(c.PERSONA_COST)}[{w}])) * 3600"),
+            ("a switch to a pricier model (the `model` label of the cost counter)",
+             "the same loops that overrun token budgets", "a budget below the task's cost"),
+            ("compare cost per model before and after the last deployment",
+             "raise `budget_usd`, or `on_budget_exceeded = \"raise\"` to stop the calls")),
         "TokenBudgetDepletionPredicted": Entry(
             "A process-scope budget is still positive but, at the trend of the last "
             f"{s.depletion_lookback}, will be spent within {s.depletion_horizon_seconds} s on "

@@ -55,7 +55,8 @@ def test_every_rule_has_severity_annotations_and_a_runbook_section() -> None:
     loaded = yaml.safe_load(RULES.read_text())
     rules = [r for g in loaded["groups"] for r in g["rules"]]
     names = {r["alert"] for r in rules}
-    assert {"TokenBudgetExceeded", "TokenBudgetDepletionPredicted", "HighQualityGateFailureRate",
+    assert {"TokenBudgetExceeded", "CostBudgetExceeded", "TokenBudgetDepletionPredicted",
+            "HighQualityGateFailureRate",
             "ExcessivePersonaSwitching", "PersonaPingPong", "SlowWorkflowStage",
             "HypertoolMetricsNotReported", "LangfuseIntegrationFailing", "HighLLMErrorRate",
             "HighToolFailureRate", "HypertoolInternalErrors", "HypertoolEventsDropped"} <= names
@@ -122,6 +123,12 @@ CASES = [
         f'hypertool_persona_token_budget_exceeded_total{{persona="writer", scope="process", {J}}}':
             "0x45",
     }, "5m", [{"persona": "coder", "scope": "workflow"}], "30m"),
+    _case("CostBudgetExceeded", {
+        f'hypertool_persona_cost_budget_exceeded_total{{persona="coder", scope="process", {J}}}':
+            "0 0 1 1 1x40",
+        f'hypertool_persona_cost_budget_exceeded_total{{persona="writer", scope="workflow", '
+        f'{J}}}': "2x45",
+    }, "4m", [{"persona": "coder", "scope": "process"}], "30m"),
     _case("TokenBudgetDepletionPredicted", {
         f'hypertool_persona_token_budget_remaining{{persona="coder", scope="process", {J}}}':
             "1000-20x40 200x60",

@@ -94,7 +94,8 @@ def test_the_issue_s_panels_exist() -> None:
     assert {"Persona switch rate", "Transition matrix", "Handoffs", "Time per persona",
             "Tokens by persona and model", "Token details (cache, reasoning)",
             "Budget limit vs used", "Budget-exceeded calls", "LLM calls per persona",
-            "Active persona over time"} <= titles["persona-overview"]
+            "Active persona over time", "Cost by persona and model", "Cost rate",
+            "USD budget limit vs used", "Unpriced LLM calls"} <= titles["persona-overview"]
     assert {"Workflow throughput", "Workflow duration", "Stage duration", "Slowest stages",
             "Quality gate pass rate", "Failed gates",
             "Workflow errors, cancels, evictions"} <= titles["workflow-performance"]

@@ -56,6 +56,7 @@ MAY_BE_EMPTY = {"Internal errors", "Langfuse export failures"}
 EXPECTED_FIRING = [
     ("TokenBudgetExceeded", {"persona": "coder", "scope": "workflow"}),
     ("TokenBudgetExceeded", {"persona": "reviewer", "scope": "process"}),
+    ("CostBudgetExceeded", {"persona": "coder", "scope": "workflow"}),
     ("HighQualityGateFailureRate", {"gate": "code-review", "stage": "review"}),
     ("ExcessivePersonaSwitching", {"workflow": workload.WORKFLOW}),
     ("PersonaPingPong", {"from_persona": "coder", "to_persona": "reviewer"}),
@@ -271,6 +272,11 @@ def test_key_figures_equal_the_workloads_ground_truth(stack: Stack) -> None:
     assert stack.value(errors) == sum(t["tool_errors"] for t in stack.truths)
     failed = 'sum(hypertool_llm_requests_total{status="error"})'
     assert stack.value(failed) == sum(t["llm_errors"] for t in stack.truths)
+    cost = "sum by (persona) (hypertool_persona_cost_usd_total)"
+    for persona, usd in fleet("cost").items():
+        assert stack.value(cost, persona=persona) == pytest.approx(usd), persona
+    unpriced = "sum by (model) (hypertool_llm_cost_unpriced_total)"
+    assert stack.value(unpriced, model="in-house-model") == 2 * ITERATIONS
     workflows = 'sum(hypertool_workflow_duration_seconds_count{status="error"})'
     assert stack.value(workflows) == sum(t["workflow_errors"] for t in stack.truths)
 

@@ -45,6 +45,9 @@ PERSONA_OF_NODE = {"plan": "planner", "code": "coder", "review": "reviewer",
 CALLS = {"plan": [(100, 20)], "code": [(150, 50), (100, 20)], "review": [(120, 10)],
          "release": [(60, 30)]}
 CACHE_READ = {"plan": 40}
+UNPRICED = (10, 5)
+PRICED_MODEL = "fake-messages-list-chat-model"
+USD_PER_TOKEN = (0.001, 0.002)  # input, output
 
 
 class Truth:
@@ -53,6 +56,7 @@ class Truth:
         self.switches: Counter[str] = Counter()
         self.gates: Counter[str] = Counter()
         self.handoffs: Counter[str] = Counter()
+        self.cost: Counter[str] = Counter()
         self.llm_errors = 0
         self.tool_errors = 0
         self.executions = 0
@@ -85,6 +89,14 @@ def deploy_preview(branch: str = "main") -> str:
     raise RuntimeError("preview cluster unreachable")
 
 
+class _Unpriced(FakeMessagesListChatModel):
+    """A model no price is known for (genai-prices has none, the config sets none)."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "in-house-model"
+
+
 class _Failing(FakeMessagesListChatModel):
     """A provider outage: every call raises."""
 
@@ -102,6 +114,7 @@ def build(truth: Truth, failing: tuple[int, ...]) -> Any:
             persona = PERSONA_OF_NODE[node]
             truth.tokens[f"{persona}/input"] += tokens[0]
             truth.tokens[f"{persona}/output"] += tokens[1]
+            truth.cost[persona] += tokens[0] * USD_PER_TOKEN[0] + tokens[1] * USD_PER_TOKEN[1]
 
     def plan(state: State) -> State:
         truth.visit("plan")
@@ -128,6 +141,10 @@ def build(truth: Truth, failing: tuple[int, ...]) -> Any:
     def release(state: State) -> State:
         truth.visit("release")
         llm("release")
+        _Unpriced(responses=[AIMessage(content="ok", usage_metadata=_usage(UNPRICED))]).invoke(
+            "notes")  # type: ignore[arg-type]
+        truth.tokens["releaser/input"] += UNPRICED[0]
+        truth.tokens["releaser/output"] += UNPRICED[1]
         try:
             _Failing(responses=[AIMessage(content="never")]).invoke("notes")
         except RuntimeError:
@@ -155,11 +172,15 @@ def build(truth: Truth, failing: tuple[int, ...]) -> Any:
 CONFIG = {
     "personas": {
         "planner": {"nodes": ["plan"]},
-        "coder": {"nodes": ["code"], "budget_tokens": 300, "budget_scope": "workflow"},
+        "coder": {"nodes": ["code"], "budget_tokens": 300, "budget_usd": 0.5,
+                  "budget_scope": "workflow"},
         "reviewer": {"nodes": ["review"], "budget_tokens": 1000, "budget_scope": "process"},
         "releaser": {"nodes": ["release"]},
     },
     "gates": {"code-review": {"nodes": ["review"]}},
+    # USD per million tokens: $0.001 per input token, $0.002 per output token.
+    "prices": {PRICED_MODEL: {"input_mtok": USD_PER_TOKEN[0] * 1e6,
+                              "output_mtok": USD_PER_TOKEN[1] * 1e6}},
 }
 
 
@@ -188,6 +209,7 @@ def main() -> None:
     (state / "truth.json").write_text(json.dumps({
         "tokens": truth.tokens, "switches": truth.switches, "gates": truth.gates,
         "handoffs": truth.handoffs, "workflow_errors": truth.workflow_errors,
+        "cost": truth.cost,
         "llm_errors": truth.llm_errors, "tool_errors": truth.tool_errors,
         "executions": truth.executions}))
     while True:
