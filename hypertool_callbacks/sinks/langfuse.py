@@ -303,6 +303,10 @@ class LangfuseSink(Sink):
             # A call delegating to an inner one: the inner generation carries the usage.
             fields["usage_details"] = (usage_details(run.usage)
                                        if run.usage and not run.usage_in_child else None)
+            cost = run.cost
+            if cost is not None:  # our price, so that Langfuse does not guess one from the name
+                fields["cost_details"] = {"input": cost.input_usd, "output": cost.output_usd,
+                                          "total": cost.total_usd}
             if run.first_token_ns is not None:
                 fields["completion_start_time"] = _datetime(run.first_token_ns)
         return fields

@@ -217,6 +217,14 @@ class OtelSink(Sink):
                     attrs[attr] = count
             if usage.estimated:
                 attrs[sc.HT_USAGE_ESTIMATED] = True
+        cost = run.cost
+        if cost is not None:
+            attrs[sc.HT_COST_USD] = cost.total_usd
+            attrs[sc.HT_COST_INPUT_USD] = cost.input_usd
+            attrs[sc.HT_COST_OUTPUT_USD] = cost.output_usd
+            attrs[sc.HT_COST_SOURCE] = cost.source
+        elif run.unpriced:
+            attrs[sc.HT_COST_UNPRICED] = True
         if run.first_token_mono is not None:
             attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = max(
                 0.0, run.first_token_mono - run.start_mono)
