@@ -13,7 +13,7 @@ from hypertool_callbacks.config import Config
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 
-pytest_plugins = ["tests.langfuse_support"]
+pytest_plugins = ["tests.langfuse_support", "tests.llama_support"]
 
 # Plots in tests and notebooks render off-screen.
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -1,0 +1,465 @@
+"""The LlamaIndex span tree, mapped to runs: which spans are runs, how they nest, when they end.
+
+Called by the handlers in :mod:`.llamaindex` (which guard every call). State is per span id,
+bounded: spans that never exit are forgotten oldest first.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from llama_index.core.base.base_query_engine import BaseQueryEngine
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.base.llms.base import BaseLLM
+from llama_index.core.chat_engine.types import BaseChatEngine
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.response_synthesizers.base import BaseSynthesizer
+from llama_index.core.tools.types import BaseTool
+from llama_index.core.workflow import Workflow
+
+from hypertool_callbacks.adapters.llamaindex_usage import (
+    provider_of,
+    request_model,
+    response_model,
+    response_usage,
+)
+from hypertool_callbacks.context.inference import (
+    AGENT_KEY,
+    NAMESPACE_KEY,
+    NODE_KEY,
+    NODE_TAG_PREFIX,
+)
+from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
+
+if TYPE_CHECKING:
+    from hypertool_callbacks.context.tracker import Tracker
+
+_LLM_CALLS = frozenset({"chat", "achat", "stream_chat", "astream_chat", "complete", "acomplete",
+                        "stream_complete", "astream_complete"})
+_EMBED_CALLS = frozenset({"get_query_embedding", "aget_query_embedding", "get_text_embedding",
+                          "aget_text_embedding", "get_text_embedding_batch",
+                          "aget_text_embedding_batch", "get_agg_embedding_from_queries",
+                          "aget_agg_embedding_from_queries"})
+# (base class, methods, run kind, role); first match wins.
+_UNITS: tuple[tuple[type, frozenset[str], RunKind, str], ...] = (
+    (BaseLLM, _LLM_CALLS, RunKind.LLM, "llm"),
+    (BaseEmbedding, _EMBED_CALLS, RunKind.EMBEDDING, "embedding"),
+    (BaseTool, frozenset({"call", "acall", "__call__"}), RunKind.TOOL, "tool"),
+    (BaseRetriever, frozenset({"retrieve", "aretrieve"}), RunKind.RETRIEVER, "retrieve"),
+    (BaseQueryEngine, frozenset({"query", "aquery"}), RunKind.CHAIN, "query"),
+    (BaseSynthesizer, frozenset({"synthesize", "asynthesize"}), RunKind.CHAIN, "synthesize"),
+    (BaseChatEngine, frozenset({"chat", "achat", "stream_chat", "astream_chat"}), RunKind.CHAIN,
+     "chat"),
+    (BaseNodePostprocessor, frozenset({"postprocess_nodes", "apostprocess_nodes"}),
+     RunKind.CHAIN, "rerank"),
+)
+# Phases of a top-level query that are its stages.
+_QUERY_STAGES = {"retrieve": "retrieve", "synthesize": "synthesize", "rerank": "rerank"}
+_STEP_TAG = "llamaindex.step.input_event"
+_HANDOFF_TOOL = "handoff"
+_PARAMS = ("temperature", "max_tokens", "top_p", "top_k", "seed")
+_CANCELLATIONS = frozenset({"GeneratorExit", "CancelledError", "WorkflowCancelledByUser"})
+_MAX_SPANS = 50_000
+_MAX_PROMPT_CHARS = 20_000
+
+
+class ToolCallFailed(RuntimeError):
+    """A tool that reported ``ToolOutput(is_error=True)`` instead of raising. The message is
+    fixed: the tool's own error text may carry content and stays out of spans."""
+
+
+@dataclass(slots=True)
+class _Flow:
+    """One workflow execution: which agent acts, and its current agent turn."""
+
+    run_id: str
+    top_level: bool
+    agentic: bool
+    agent: str | None = None
+    turn_id: str | None = None
+    turn_agent: str | None = None
+    turns: int = 0
+    steps: int = 0
+
+
+@dataclass(slots=True)
+class _Span:
+    run_id: str | None  # the run this span is, or (transparent span) the nearest run above
+    own: bool  # this span is that run
+    kind: RunKind | None = None
+    instance_id: int = 0
+    agent: str | None = None  # the agent whose work this is (AgentWorkflow)
+    flow: _Flow | None = None
+    role: str = ""
+    name: str = ""
+    handoff: str | None = None  # the handoff tool's target agent
+
+
+@dataclass(slots=True)
+class _Llm:
+    """An LLM run between its span's start and its end (a stream outlives its span)."""
+
+    run_id: str
+    instance_id: int
+    parent_id: str | None
+    usage: Usage | None = None
+    model: str | None = None
+    stream: bool = False  # span exited with a generator: the end event ends the run
+    aliases: list[str] = field(default_factory=list)
+
+
+def _method(span_id: str) -> tuple[str, str]:
+    """``("AgentWorkflow", "setup_agent")`` from ``AgentWorkflow.setup_agent-<uuid4>``."""
+    qualified = span_id.rsplit("-", 5)[0]
+    owner, _, method = qualified.rpartition(".")
+    return owner, method
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class Bridge:
+    """Shared state of one span handler and one event handler, feeding one tracker."""
+
+    def __init__(self, tracker: Tracker | None = None) -> None:
+        self._tracker = tracker
+        self._lock = threading.Lock()
+        self._spans: OrderedDict[str, _Span] = OrderedDict()
+        self._llms: dict[str, _Llm] = {}  # own and alias span ids -> the LLM run
+        self._streams: dict[int, _Llm] = {}  # LLM instance -> its stream waiting for chunks
+
+    @property
+    def tracker(self) -> Tracker:
+        if self._tracker is None:
+            from hypertool_callbacks.wiring import get_tracker_or_disabled
+
+            self._tracker = get_tracker_or_disabled()
+        return self._tracker
+
+    def use(self, tracker: Tracker | None) -> None:
+        self._tracker = tracker
+
+    # -- spans -----------------------------------------------------------------------------
+
+    def span_enter(self, id_: str, bound_args: inspect.BoundArguments, instance: Any,
+                   parent_id: str | None, tags: Any) -> None:
+        with self._lock:
+            if id_ in self._spans:  # the same handler registered twice
+                duplicate = True
+            else:
+                duplicate = False
+                parent = self._spans.get(parent_id) if parent_id else None
+        if duplicate:
+            self.tracker.start(RunStart(id_, None, RunKind.CHAIN, "duplicate"))  # counted
+            return
+        owner, method = _method(id_)
+        unit = _classify(instance, method)
+        arguments = bound_args.arguments if bound_args is not None else {}
+        if unit is None and instance is None and isinstance(tags, dict) and _STEP_TAG in tags:
+            self._step(id_, owner, method, parent, arguments)
+            return
+        if unit is None and isinstance(instance, Workflow) and method == "run":
+            self._workflow(id_, instance, parent, owner)
+            return
+        if unit is None:
+            # Transparent: stands for the nearest run above it (its kind and role included, so
+            # a call nested below it is still recognised as the same call).
+            self._remember(id_, replace(parent, own=False) if parent else _Span(None, False))
+            return
+        kind, role = unit
+        self._unit(id_, kind, role, instance, arguments, parent)
+
+    def _remember(self, id_: str, span: _Span) -> None:
+        with self._lock:
+            self._spans[id_] = span
+            while len(self._spans) > _MAX_SPANS:
+                self._spans.popitem(last=False)
+
+    def _unit(self, id_: str, kind: RunKind, role: str, instance: Any,
+              arguments: dict[str, Any], parent: _Span | None) -> None:
+        parent_run = parent.run_id if parent else None
+        instance_id = id(instance)
+        if parent is not None and parent.kind is kind and (
+                kind is RunKind.LLM or parent.instance_id == instance_id):
+            # The same call again one level down (chat -> complete, acall -> call): one run.
+            self._alias(id_, parent, kind)
+            return
+        if kind is RunKind.LLM:
+            with self._lock:
+                stream = self._streams.get(instance_id)
+            if stream is not None and stream.parent_id == parent_run:
+                # astream_chat iterating stream_chat: outside its span, but the same call.
+                self._alias(id_, _Span(stream.run_id, False, RunKind.LLM, instance_id), kind)
+                return
+        agent = parent.agent if parent else None
+        metadata: dict[str, Any] = {AGENT_KEY: agent} if agent else {}
+        tags: tuple[str, ...] = ()
+        name = _name(instance, role)
+        stage = _QUERY_STAGES.get(role)
+        if stage and parent is not None and parent.role == "query" and parent.flow is None:
+            query_run = self.tracker.get_run(parent.run_id) if parent.run_id else None
+            if query_run is not None and query_run.parent is None:
+                metadata[NODE_KEY], tags = stage, (f"{NODE_TAG_PREFIX}1",)
+        start = RunStart(id_, parent_run, kind, name, tags=tags, metadata=metadata,
+                         inputs=_inputs(kind, arguments))
+        if kind in (RunKind.LLM, RunKind.EMBEDDING):
+            start.model, start.provider = request_model(instance), provider_of(instance)
+        if kind is RunKind.LLM:
+            start.parameters = _parameters(instance)
+            start.system_prompt = _system_prompt(arguments, instance)
+            with self._lock:
+                self._llms[id_] = _Llm(id_, instance_id, parent_run)
+        handoff = None
+        if kind is RunKind.TOOL and name == _HANDOFF_TOOL:
+            kwargs = arguments.get("kwargs")
+            handoff = _text(kwargs.get("to_agent")) if isinstance(kwargs, dict) else None
+        self._remember(id_, _Span(id_, True, kind, instance_id, agent,
+                                  parent.flow if parent else None, role, name, handoff))
+        self.tracker.start(start)
+
+    def _alias(self, id_: str, outer: _Span, kind: RunKind) -> None:
+        self._remember(id_, _Span(outer.run_id, False, kind, outer.instance_id, outer.agent,
+                                  outer.flow, outer.role, outer.name))
+        if kind is RunKind.LLM and outer.run_id is not None:
+            with self._lock:
+                llm = self._llms.get(outer.run_id)
+                if llm is not None:
+                    self._llms[id_] = llm
+                    llm.aliases.append(id_)
+
+    def _workflow(self, id_: str, instance: Any, parent: _Span | None, owner: str) -> None:
+        agent_name = _text(getattr(instance, "name", None)) if _is_agent(instance) else None
+        name = agent_name or owner or type(instance).__name__
+        parent_run = parent.run_id if parent else None
+        flow = _Flow(id_, top_level=parent_run is None,
+                     agentic=agent_name is not None or _is_agent_workflow(instance))
+        agent = parent.agent if parent else None
+        self._remember(id_, _Span(id_, True, RunKind.CHAIN, id(instance), agent, flow,
+                                  "workflow", name))
+        self.tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, name,
+                                    metadata={AGENT_KEY: agent} if agent else {}))
+
+    def _step(self, id_: str, owner: str, method: str, parent: _Span | None,
+              arguments: dict[str, Any]) -> None:
+        flow = parent.flow if parent else None
+        if flow is None or parent is None:
+            self._remember(id_, _Span(id_, True, RunKind.CHAIN, 0, None, None, "step", method))
+            self.tracker.start(RunStart(id_, parent.run_id if parent else None, RunKind.CHAIN,
+                                        method))
+            return
+        metadata: dict[str, Any] = {}
+        tags: tuple[str, ...] = ()
+        parent_run = flow.run_id
+        if flow.agentic:
+            named = _text(getattr(arguments.get("ev"), "current_agent_name", None))
+            agent = named or flow.agent
+            if named and named != flow.turn_agent:
+                self._new_turn(flow, named)
+            flow.agent = agent
+            parent_run = flow.turn_id or flow.run_id
+            if agent:
+                metadata[AGENT_KEY] = agent
+        else:
+            agent = parent.agent
+            if agent:
+                metadata[AGENT_KEY] = agent
+            if flow.top_level:
+                flow.steps += 1
+                metadata[NODE_KEY], tags = method, (f"{NODE_TAG_PREFIX}{flow.steps}",)
+        self._remember(id_, _Span(id_, True, RunKind.CHAIN, 0, agent, flow, "step", method))
+        self.tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, method, tags=tags,
+                                    metadata=metadata))
+
+    def _new_turn(self, flow: _Flow, agent: str) -> None:
+        """The next agent acts: close the previous agent's turn, open this one's."""
+        self._end_turn(flow, None)
+        flow.turns += 1
+        flow.turn_id, flow.turn_agent = f"{flow.run_id}#turn-{flow.turns}", agent
+        metadata: dict[str, Any] = {NODE_KEY: agent}
+        if not flow.top_level:
+            # A nested workflow's agents are not stages of the outer one (a LangGraph
+            # subgraph's namespace says the same), but handoffs between them still land.
+            metadata[NAMESPACE_KEY] = f"{flow.run_id}|{agent}"
+        self.tracker.start(RunStart(flow.turn_id, flow.run_id, RunKind.CHAIN, agent,
+                                    tags=(f"{NODE_TAG_PREFIX}{flow.turns}",), metadata=metadata))
+
+    def _end_turn(self, flow: _Flow, error: BaseException | None) -> None:
+        if flow.turn_id is not None:
+            turn, flow.turn_id, flow.turn_agent = flow.turn_id, None, None
+            self.tracker.end(_ending(turn, None, error))
+
+    def span_exit(self, id_: str, result: Any) -> None:
+        with self._lock:
+            span = self._spans.pop(id_, None)
+            llm = self._llms.get(id_) if span is not None and span.own else None
+            if llm is not None and (inspect.isgenerator(result) or inspect.isasyncgen(result)):
+                llm.stream = True
+                self._streams[llm.instance_id] = llm
+                return  # the end event (or an exception event) ends it
+        if span is None:
+            self.tracker.end(RunEnd(id_))  # never seen: counted as an unknown run
+            return
+        if not span.own:
+            return
+        if llm is not None:
+            self._end_llm(llm, result, None)
+            return
+        if span.role == "workflow" and span.flow is not None:
+            self._end_turn(span.flow, None)
+        error = None
+        if span.kind is RunKind.TOOL and getattr(result, "is_error", False) is True:
+            error = ToolCallFailed("tool returned is_error=True")
+        # A handoff is recorded when the target agent's turn starts (the tracker lands it):
+        # a refused handoff (unknown agent) never starts one.
+        self.tracker.end(RunEnd(id_, outputs=result, error=error,
+                                handoff_to=span.handoff if error is None else None))
+
+    def span_drop(self, id_: str, err: BaseException | None) -> None:
+        with self._lock:
+            span = self._spans.pop(id_, None)
+            llm = self._llms.get(id_) if span is not None and span.own else None
+        if span is None:
+            self.tracker.end(RunEnd(id_))  # counted as an unknown run
+            return
+        if not span.own:
+            return
+        if llm is not None:
+            self._end_llm(llm, None, err)
+            return
+        if span.role == "workflow" and span.flow is not None:
+            self._end_turn(span.flow, err)
+        self.tracker.end(_ending(id_, None, err))
+
+    # -- LLM events ------------------------------------------------------------------------
+
+    def event(self, event: Any) -> None:
+        kind = type(event).__name__
+        if kind in ("LLMChatInProgressEvent", "LLMCompletionInProgressEvent"):
+            with self._lock:
+                llm = self._llms.get(event.span_id)
+            if llm is not None:
+                self.tracker.first_token(llm.run_id)
+        elif kind in ("LLMChatEndEvent", "LLMCompletionEndEvent"):
+            self._llm_end_event(event.span_id, getattr(event, "response", None))
+        elif kind == "ExceptionEvent":
+            with self._lock:
+                llm = self._llms.get(event.span_id)
+            if llm is not None and llm.stream and event.span_id == llm.run_id:
+                self._end_llm(llm, None, getattr(event, "exception", None))
+
+    def _llm_end_event(self, span_id: Any, response: Any) -> None:
+        with self._lock:
+            llm = self._llms.get(span_id) if isinstance(span_id, str) else None
+        if llm is None:
+            # An end event for a call we never saw start: counted, never raised.
+            self.tracker.end(RunEnd(span_id if isinstance(span_id, str) else "unknown"))
+            return
+        usage = response_usage(response)
+        if usage is not None:
+            llm.usage = usage
+        llm.model = response_model(response) or llm.model
+        if llm.stream and span_id == llm.run_id:
+            self._end_llm(llm, response, None)
+
+    def _end_llm(self, llm: _Llm, result: Any, error: BaseException | None) -> None:
+        with self._lock:
+            if self._llms.pop(llm.run_id, None) is None:
+                return  # already ended (an end event and an exception event)
+            for alias in llm.aliases:
+                self._llms.pop(alias, None)
+            if self._streams.get(llm.instance_id) is llm:
+                del self._streams[llm.instance_id]
+        usage = response_usage(result) if error is None else None
+        event = _ending(llm.run_id, result, error)
+        event.usage = usage or llm.usage
+        event.response_model = response_model(result) or llm.model
+        self.tracker.end(event)
+
+
+def _ending(run_id: str, outputs: Any, error: BaseException | None) -> RunEnd:
+    if error is not None and type(error).__name__ in _CANCELLATIONS:
+        return RunEnd(run_id, outputs=outputs, cancelled=True)
+    return RunEnd(run_id, outputs=outputs, error=error)
+
+
+def _classify(instance: Any, method: str) -> tuple[RunKind, str] | None:
+    if instance is None:
+        return None
+    for base, methods, kind, role in _UNITS:
+        if method in methods and isinstance(instance, base):
+            return kind, role
+    return None
+
+
+def _is_agent(instance: Any) -> bool:
+    from llama_index.core.agent.workflow import BaseWorkflowAgent
+
+    return isinstance(instance, BaseWorkflowAgent)
+
+
+def _is_agent_workflow(instance: Any) -> bool:
+    from llama_index.core.agent.workflow import AgentWorkflow
+
+    return isinstance(instance, AgentWorkflow)
+
+
+def _name(instance: Any, role: str) -> str:
+    if role == "tool":
+        try:
+            name = instance.metadata.get_name()
+        except Exception:
+            name = None
+        if isinstance(name, str) and name:
+            return name
+    return type(instance).__name__
+
+
+
+def _inputs(kind: RunKind, arguments: dict[str, Any]) -> Any:
+    if kind is RunKind.LLM:
+        if "messages" in arguments:
+            return arguments["messages"]
+        prompt = arguments.get("prompt")
+        return [prompt] if prompt is not None else None
+    if kind is RunKind.TOOL:
+        kwargs = arguments.get("kwargs")
+        if isinstance(kwargs, dict):  # without the workflow Context a handoff tool receives
+            return {k: v for k, v in kwargs.items() if k != "ctx"}
+        return arguments.get("input", arguments.get("args"))
+    for key in ("str_or_query_bundle", "query", "query_bundle", "message", "text", "texts",
+                "nodes"):
+        if key in arguments:
+            return arguments[key]
+    return None
+
+
+def _parameters(llm: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key in _PARAMS:
+        value = getattr(llm, key, None)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            found[key] = value
+    return found
+
+
+def _system_prompt(arguments: dict[str, Any], llm: Any) -> str | None:
+    parts: list[str] = []
+    messages = arguments.get("messages")
+    if isinstance(messages, list | tuple):
+        for message in messages:
+            role = getattr(message, "role", None)
+            if getattr(role, "value", role) == "system":
+                content = getattr(message, "content", None)
+                if isinstance(content, str):
+                    parts.append(content)
+    own = getattr(llm, "system_prompt", None)
+    if isinstance(own, str):
+        parts.append(own)
+    text = " ".join(parts)
+    return text[:_MAX_PROMPT_CHARS] or None

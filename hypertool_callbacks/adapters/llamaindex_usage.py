@@ -1,0 +1,175 @@
+"""Token usage, model and provider of a LlamaIndex LLM response, from the provider's own shape.
+
+LlamaIndex has no usage field of its own: each LLM integration leaves the provider's response in
+``ChatResponse.raw`` (a dict, or the provider SDK's object) and sometimes copies counts into
+``additional_kwargs``. The shapes read here:
+
+* OpenAI chat: ``usage.prompt_tokens`` / ``completion_tokens`` / ``total_tokens``,
+  ``prompt_tokens_details.cached_tokens``, ``completion_tokens_details.reasoning_tokens``;
+  OpenAI responses: ``input_tokens`` / ``output_tokens`` with ``input_tokens_details`` /
+  ``output_tokens_details``; llama-index-llms-openai copies the three counts into
+  ``additional_kwargs``.
+* Anthropic: ``usage.input_tokens`` / ``output_tokens`` plus ``cache_read_input_tokens`` /
+  ``cache_creation_input_tokens``, which Anthropic does *not* include in ``input_tokens``
+  (ours are subsets of input, so they are added to it).
+* Gemini: ``usage_metadata.prompt_token_count`` / ``candidates_token_count`` /
+  ``cached_content_token_count`` / ``thoughts_token_count`` (thoughts are billed as output but
+  not included in the candidates count).
+* Bedrock Converse: ``usage.inputTokens`` / ``outputTokens`` / ``cacheReadInputTokens`` /
+  ``cacheWriteInputTokens``; Bedrock invoke: the ``x-amzn-bedrock-*-token-count`` headers.
+* Ollama: ``prompt_eval_count`` / ``eval_count``.
+
+Everything is read duck-typed (mapping keys or attributes, never a method call), so a provider
+object of any SDK version works and nothing here imports a provider package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hypertool_callbacks.events import Usage
+
+
+def _get(obj: Any, key: str) -> Any:
+    """``obj[key]`` for a mapping, ``obj.key`` for an object (a plain attribute only)."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    if isinstance(obj, str | bytes | int | float | list | tuple):
+        return None
+    try:
+        value = getattr(obj, key, None)
+    except Exception:  # a property that raises
+        return None
+    return None if callable(value) else value
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float) and value.is_integer():
+        return max(int(value), 0)
+    if isinstance(value, str) and value.isdigit():  # HTTP headers
+        return int(value)
+    return 0
+
+
+def _has(obj: Any, *keys: str) -> bool:
+    return any(_get(obj, key) is not None for key in keys)
+
+
+def usage_of(source: Any) -> Usage | None:
+    """Usage in one provider-shaped container (a usage block or the response holding it)."""
+    if source is None:
+        return None
+    for key in ("usage", "usage_metadata", "token_usage"):
+        inner = _get(source, key)
+        if inner is not None and inner is not source:
+            found = usage_of(inner)
+            if found is not None:
+                return found
+    if _has(source, "prompt_tokens", "completion_tokens"):
+        details_in = _get(source, "prompt_tokens_details")
+        details_out = _get(source, "completion_tokens_details")
+        prompt = _int(_get(source, "prompt_tokens"))
+        completion = _int(_get(source, "completion_tokens"))
+        return Usage(prompt, completion, _int(_get(source, "total_tokens")) or prompt + completion,
+                     cache_read_tokens=_int(_get(details_in, "cached_tokens")),
+                     reasoning_tokens=_int(_get(details_out, "reasoning_tokens")))
+    if _has(source, "input_tokens", "output_tokens"):
+        cache_read = _int(_get(source, "cache_read_input_tokens"))
+        cache_creation = _int(_get(source, "cache_creation_input_tokens"))
+        inputs = _int(_get(source, "input_tokens")) + cache_read + cache_creation  # Anthropic
+        outputs = _int(_get(source, "output_tokens"))
+        details_in = _get(source, "input_tokens_details")  # OpenAI responses API
+        details_out = _get(source, "output_tokens_details")
+        cache_read = cache_read or _int(_get(details_in, "cached_tokens"))
+        total = _int(_get(source, "total_tokens"))
+        return Usage(inputs, outputs, max(total, inputs + outputs),
+                     cache_read_tokens=cache_read, cache_creation_tokens=cache_creation,
+                     reasoning_tokens=_int(_get(details_out, "reasoning_tokens")))
+    if _has(source, "prompt_token_count", "candidates_token_count"):  # Gemini
+        prompt = _int(_get(source, "prompt_token_count"))
+        thoughts = _int(_get(source, "thoughts_token_count"))
+        completion = _int(_get(source, "candidates_token_count")) + thoughts
+        return Usage(prompt, completion,
+                     _int(_get(source, "total_token_count")) or prompt + completion,
+                     cache_read_tokens=_int(_get(source, "cached_content_token_count")),
+                     reasoning_tokens=thoughts)
+    if _has(source, "inputTokens", "outputTokens"):  # Bedrock Converse
+        prompt, completion = _int(_get(source, "inputTokens")), _int(_get(source, "outputTokens"))
+        return Usage(prompt, completion, _int(_get(source, "totalTokens")) or prompt + completion,
+                     cache_read_tokens=_int(_get(source, "cacheReadInputTokens")),
+                     cache_creation_tokens=_int(_get(source, "cacheWriteInputTokens")))
+    if _has(source, "prompt_eval_count", "eval_count"):  # Ollama
+        prompt = _int(_get(source, "prompt_eval_count"))
+        completion = _int(_get(source, "eval_count"))
+        return Usage(prompt, completion, prompt + completion)
+    headers = _get(_get(source, "ResponseMetadata"), "HTTPHeaders")  # Bedrock invoke
+    if _has(headers, "x-amzn-bedrock-input-token-count"):
+        prompt = _int(_get(headers, "x-amzn-bedrock-input-token-count"))
+        completion = _int(_get(headers, "x-amzn-bedrock-output-token-count"))
+        return Usage(prompt, completion, prompt + completion)
+    return None
+
+
+def response_usage(response: Any) -> Usage | None:
+    """Usage of a ``ChatResponse`` / ``CompletionResponse``: ``raw`` first, then
+    ``additional_kwargs`` (the response's, then its message's); None when none reports any."""
+    if response is None:
+        return None
+    message = _get(response, "message")
+    for source in (_get(response, "raw"), _get(response, "additional_kwargs"),
+                   _get(message, "additional_kwargs")):
+        found = usage_of(source)
+        if found is not None and (found.input_tokens or found.output_tokens):
+            return found
+    return None
+
+
+def response_model(response: Any) -> str | None:
+    """The model the provider says answered (``raw.model`` / ``raw.model_version``...)."""
+    raw = _get(response, "raw")
+    for key in ("model", "model_version", "modelVersion", "model_name"):
+        value = _get(raw, key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def request_model(llm: Any) -> str | None:
+    """The model an LLM or embedding object is configured with."""
+    for key in ("model", "model_name", "model_id", "deployment_name"):
+        value = _get(llm, key)
+        if isinstance(value, str) and value:
+            return value
+    try:
+        value = llm.metadata.model_name
+    except Exception:  # metadata is a property on every LLM; a broken one must not matter
+        return None
+    return value if isinstance(value, str) and value and value != "unknown" else None
+
+
+# Package of the LLM class (``llama_index.llms.<package>``) -> provider name (LangChain's
+# ``ls_provider`` spelling, which the OTel sink maps to the GenAI convention's names).
+_PROVIDERS = {
+    "openai": "openai", "azure_openai": "azure", "openai_like": "openai",
+    "anthropic": "anthropic", "gemini": "google_genai", "google_genai": "google_genai",
+    "vertex": "google_vertexai", "bedrock": "amazon_bedrock", "bedrock_converse": "amazon_bedrock",
+    "ollama": "ollama", "mistralai": "mistralai", "groq": "groq", "cohere": "cohere",
+    "huggingface": "huggingface", "deepseek": "deepseek", "fireworks": "fireworks",
+    "together": "together", "ibm": "ibm", "watsonx": "ibm",
+}
+
+
+def provider_of(llm: Any) -> str | None:
+    """The provider, when the LLM's integration package says it (``llama_index.llms.openai``)."""
+    module = type(llm).__module__ or ""
+    for prefix in ("llama_index.llms.", "llama_index.embeddings."):
+        if module.startswith(prefix):
+            return _PROVIDERS.get(module[len(prefix):].split(".", 1)[0])
+    return None

@@ -1,0 +1,295 @@
+"""The LlamaIndex adapter on real llama-index-core: LLM calls, queries, agents, workflows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
+from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.llms import ChatMessage, MockLLM
+from llama_index.core.tools import FunctionTool
+from llama_index.core.workflow import StartEvent, StopEvent, Workflow, step
+
+from hypertool_callbacks.adapters import llamaindex
+from hypertool_callbacks.context.runs import Run, Status
+from hypertool_callbacks.context.sink import Sink
+from hypertool_callbacks.context.tracker import Tracker
+from hypertool_callbacks.events import RunKind
+from hypertool_callbacks.sinks.prometheus import PrometheusSink
+from tests.llama_support import ScriptedAgentLLM, UsageLLM
+
+TOKENS = "hypertool_persona_tokens_used_total"
+CALLS = "hypertool_llm_requests_total"
+TOOLS = "hypertool_tool_calls_total"
+SWITCHES = "hypertool_persona_switches_total"
+HANDOFFS = "hypertool_persona_handoffs_total"
+STAGES = "hypertool_workflow_stage_duration_seconds_count"
+MISSING = "hypertool_llm_usage_missing_total"
+USER = [ChatMessage(role="user", content="hi")]
+
+
+class Ended(Sink):
+    """Records every run when it ends."""
+
+    name = "ended"
+
+    def __init__(self) -> None:
+        self.runs: list[Run] = []
+
+    def on_run_end(self, run: Run) -> None:
+        self.runs.append(run)
+
+    def kinds(self, kind: RunKind) -> list[Run]:
+        return [r for r in self.runs if r.kind is kind]
+
+
+@pytest.fixture
+def ended() -> Ended:
+    return Ended()
+
+
+@pytest.fixture
+def tracker(make_tracker: Callable[..., Tracker], registry: Any, ended: Ended,
+            attach_tracker: Callable[[Tracker], Tracker]) -> Tracker:
+    return attach_tracker(make_tracker(sinks=[ended, PrometheusSink(registry)]))
+
+
+def test_chat_is_one_llm_call_with_usage_and_model(
+        tracker: Tracker, ended: Ended, sample: Callable[..., float]) -> None:
+    llm = UsageLLM(tokens=(7, 3))
+    assert llm.chat(USER).message.content == "the answer"  # chat -> complete inside
+    asyncio.run(llm.achat(USER))  # achat -> chat -> complete
+
+    (first, second) = ended.kinds(RunKind.LLM)
+    assert first.name == "UsageLLM" and first.model == "usage-llm-1"
+    assert first.response_model == "usage-llm-1-2025"
+    assert first.usage is not None and (first.usage.input_tokens, first.usage.output_tokens) \
+        == (7, 3)
+    assert second.parent is None and first.status is Status.OK
+    assert sample(CALLS, model="usage-llm-1", persona="unknown", status="ok") == 2
+    assert sample(TOKENS, persona="unknown", model="usage-llm-1", token_type="input") == 14
+    assert sample(MISSING, model="usage-llm-1", persona="unknown") == 0
+    assert tracker.live_runs == 0
+
+
+def test_streaming_records_first_token_and_final_chunk_usage(
+        tracker: Tracker, ended: Ended, sample: Callable[..., float]) -> None:
+    llm = UsageLLM(text="one two three", tokens=(5, 3))
+    chunks = [c.delta for c in llm.stream_chat(USER)]
+    assert chunks == ["one", "two", "three"]
+
+    async def consume() -> list[str]:
+        stream = await llm.astream_chat(USER)  # iterates stream_chat outside its own span
+        return [c.delta or "" async for c in stream]
+
+    assert asyncio.run(consume()) == ["one", "two", "three"]
+    runs = ended.kinds(RunKind.LLM)
+    assert len(runs) == 2
+    for run in runs:
+        assert run.first_token_mono is not None and run.usage is not None
+        assert (run.usage.input_tokens, run.usage.output_tokens) == (5, 3)
+    assert sample(TOKENS, persona="unknown", model="usage-llm-1", token_type="output") == 6
+    assert sample("hypertool_llm_time_to_first_token_seconds_count", model="usage-llm-1",
+                  persona="unknown") == 2
+
+
+def test_stream_closed_early_is_cancelled(tracker: Tracker, ended: Ended) -> None:
+    stream = UsageLLM(text="one two three").stream_chat(USER)
+    next(stream)
+    stream.close()
+    (run,) = ended.kinds(RunKind.LLM)
+    assert run.status is Status.CANCELLED
+
+
+def test_missing_usage_is_counted(tracker: Tracker, sample: Callable[..., float]) -> None:
+    MockLLM().chat(USER)
+    MockLLM().complete("x")
+    assert sample(CALLS, model="unknown", persona="unknown", status="ok") == 2
+    assert sample(MISSING, model="unknown", persona="unknown") == 2
+
+
+def test_query_has_retrieve_and_synthesize_stages_and_one_llm_call(
+        tracker: Tracker, ended: Ended, sample: Callable[..., float]) -> None:
+    embed = MockEmbedding(embed_dim=8)
+    index = VectorStoreIndex.from_documents(
+        [Document(text="Paris is in France."), Document(text="Rome is in Italy.")],
+        embed_model=embed)
+    ended.runs.clear()
+    response = index.as_query_engine(llm=UsageLLM(tokens=(40, 4))).query("Where is Paris?")
+
+    assert str(response) == "the answer"
+    root = next(r for r in ended.runs if r.parent is None)
+    assert root.name == "RetrieverQueryEngine" and root.workflow == "RetrieverQueryEngine"
+    by_kind = {kind: ended.kinds(kind) for kind in RunKind}
+    assert len(by_kind[RunKind.LLM]) == 1
+    assert len(by_kind[RunKind.RETRIEVER]) == 1 and len(by_kind[RunKind.EMBEDDING]) == 1
+    (retrieve,) = by_kind[RunKind.RETRIEVER]
+    assert retrieve.stage == "retrieve" and retrieve.parent is root
+    assert by_kind[RunKind.EMBEDDING][0].parent is retrieve
+    (llm,) = by_kind[RunKind.LLM]
+    assert llm.stage == "synthesize" and llm.root is root
+    for stage in ("retrieve", "synthesize"):
+        assert sample(STAGES, workflow="RetrieverQueryEngine", stage=stage,
+                      persona="unknown") == 1
+    assert sample(TOKENS, persona="unknown", model="usage-llm-1", token_type="input") == 40
+
+
+def _tools() -> list[FunctionTool]:
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    def explode() -> str:
+        """Always fails."""
+        raise RuntimeError("tool failed")
+
+    return [FunctionTool.from_defaults(add), FunctionTool.from_defaults(explode)]
+
+
+def test_lone_function_agent_is_its_persona_and_a_raising_tool_is_an_error(
+        tracker: Tracker, ended: Ended, sample: Callable[..., float]) -> None:
+    llm = ScriptedAgentLLM(script=[("add", {"a": 2, "b": 3}), ("explode", {}), "five"],
+                           tokens=(11, 2))
+    agent = FunctionAgent(name="calculator", description="adds", llm=llm, tools=_tools())
+
+    async def run() -> str:
+        return str(await agent.run(user_msg="2+3?"))
+
+    assert asyncio.run(run()) == "five"
+    root = next(r for r in ended.runs if r.parent is None)
+    assert root.name == "calculator" and root.workflow == "calculator"
+    assert root.status is Status.OK
+    tools = {r.name: r for r in ended.kinds(RunKind.TOOL)}
+    assert tools["add"].status is Status.OK and tools["explode"].status is Status.ERROR
+    assert {r.persona for r in ended.kinds(RunKind.LLM)} == {"calculator"}
+    assert sample(TOOLS, tool="add", persona="calculator", status="ok") == 1
+    assert sample(TOOLS, tool="explode", persona="calculator", status="error") == 1
+    assert sample(TOKENS, persona="calculator", model="scripted", token_type="input") == 33
+    assert sample(STAGES, workflow="calculator", stage="calculator", persona="calculator") == 1
+    assert tracker.live_runs == 0
+
+
+def _team() -> tuple[AgentWorkflow, list[ScriptedAgentLLM]]:
+    tools = _tools()
+    researcher = ScriptedAgentLLM(script=[("add", {"a": 1, "b": 2}),
+                                          ("handoff", {"to_agent": "writer", "reason": "r"})],
+                                  tokens=(10, 1), model_name="m-research")
+    writer = ScriptedAgentLLM(script=[("explode", {}),
+                                      ("handoff", {"to_agent": "reviewer", "reason": "w"})],
+                              tokens=(20, 2), model_name="m-write")
+    reviewer = ScriptedAgentLLM(script=["approved"], tokens=(30, 3), model_name="m-review")
+    workflow = AgentWorkflow(agents=[
+        FunctionAgent(name="researcher", description="finds", llm=researcher, tools=[tools[0]]),
+        FunctionAgent(name="writer", description="writes", llm=writer, tools=[tools[1]]),
+        FunctionAgent(name="reviewer", description="reviews", llm=reviewer),
+    ], root_agent="researcher")
+    return workflow, [researcher, writer, reviewer]
+
+
+def test_agent_workflow_personas_handoffs_tokens_and_tools_run_twice(
+        tracker: Tracker, ended: Ended, sample: Callable[..., float]) -> None:
+    workflow, _ = _team()
+
+    async def run() -> list[str]:
+        return [str(await workflow.run(user_msg="go")) for _ in range(2)]
+
+    assert asyncio.run(run()) == ["approved", "approved"]
+    for persona, model, tokens in (("researcher", "m-research", (10, 1)),
+                                   ("writer", "m-write", (20, 2)),
+                                   ("reviewer", "m-review", (30, 3))):
+        calls = 1 if persona == "reviewer" else 2
+        for token_type, count in zip(("input", "output"), tokens, strict=True):
+            assert sample(TOKENS, persona=persona, model=model,
+                          token_type=token_type) == 2 * calls * count
+        assert sample(CALLS, model=model, persona=persona, status="ok") == 2 * calls
+    for a, b in (("researcher", "writer"), ("writer", "reviewer")):
+        labels = {"from_persona": a, "to_persona": b, "workflow": "AgentWorkflow"}
+        assert sample(SWITCHES, **labels) == 2
+        assert sample(HANDOFFS, **labels) == 2
+    assert sample(SWITCHES, from_persona="reviewer", to_persona="researcher",
+                  workflow="AgentWorkflow") == 0
+    assert sample(TOOLS, tool="add", persona="researcher", status="ok") == 2
+    assert sample(TOOLS, tool="handoff", persona="researcher", status="ok") == 2
+    assert sample(TOOLS, tool="explode", persona="writer", status="error") == 2
+    assert sample(TOOLS, tool="handoff", persona="writer", status="ok") == 2
+    for agent in ("researcher", "writer", "reviewer"):
+        assert sample(STAGES, workflow="AgentWorkflow", stage=agent, persona=agent) == 2
+    roots = [r for r in ended.runs if r.parent is None]
+    assert [r.status for r in roots] == [Status.OK, Status.OK]
+    assert roots[0].execution != roots[1].execution
+    assert tracker.live_runs == 0
+
+
+def test_react_agent_uses_its_name(tracker: Tracker, sample: Callable[..., float]) -> None:
+    llm = ScriptedAgentLLM(script=["Thought: I can answer.\nAnswer: 42"], tokens=(9, 4))
+    agent = ReActAgent(name="oracle", description="answers", llm=llm, tools=[])
+
+    async def run() -> str:
+        return str(await agent.run(user_msg="?"))
+
+    assert asyncio.run(run()) == "42"
+    assert sample(TOKENS, persona="oracle", model="scripted", token_type="input") == 9
+
+
+class Pipeline(Workflow):
+    @step
+    async def plan(self, ev: StartEvent) -> StopEvent:
+        llm = UsageLLM(tokens=(3, 1))
+        return StopEvent(result=str(await llm.acomplete("plan it")))
+
+
+def test_workflow_steps_are_stages(tracker: Tracker, ended: Ended,
+                                   sample: Callable[..., float]) -> None:
+    async def run() -> str:
+        return str(await Pipeline(timeout=10).run())
+
+    assert asyncio.run(run()) == "the answer"
+    (llm,) = ended.kinds(RunKind.LLM)
+    assert llm.stage == "plan" and llm.workflow == "Pipeline"
+    assert sample(STAGES, workflow="Pipeline", stage="plan", persona="unknown") == 1
+
+
+def test_concurrent_queries_keep_their_trees_apart(tracker: Tracker, ended: Ended) -> None:
+    index = VectorStoreIndex.from_documents([Document(text="x")],
+                                            embed_model=MockEmbedding(embed_dim=4))
+    engine = index.as_query_engine(llm=UsageLLM())
+    ended.runs.clear()
+
+    async def run() -> None:
+        await asyncio.gather(*(engine.aquery(f"q{i}") for i in range(4)))
+
+    asyncio.run(run())
+    roots = [r for r in ended.runs if r.parent is None]
+    assert len(roots) == 4
+    for root in roots:
+        mine = [r for r in ended.runs if r.root is root]
+        assert sorted(r.kind.value for r in mine) == sorted(
+            ["chain", "retriever", "embedding", "chain", "llm"])
+    assert tracker.live_runs == 0
+
+
+def test_attach_is_idempotent_and_detach_removes_everything(
+        make_tracker: Callable[..., Tracker], sample: Callable[..., float]) -> None:
+    root = get_dispatcher()
+    before = (list(root.span_handlers), list(root.event_handlers))
+    first, second = make_tracker(), make_tracker()
+    try:
+        llamaindex.attach(first)
+        llamaindex.attach(first)
+        llamaindex.attach(second)  # switches tracker, adds nothing
+        assert len(root.span_handlers) == len(before[0]) + 1
+        assert len(root.event_handlers) == len(before[1]) + 1
+        assert llamaindex.attached()
+        UsageLLM().complete("x")
+    finally:
+        llamaindex.detach()
+        llamaindex.detach()
+    assert (root.span_handlers, root.event_handlers) == before
+    assert not llamaindex.attached()
+    UsageLLM().complete("x")  # not observed any more
+    assert sample(CALLS, model="usage-llm-1", persona="unknown", status="ok") == 1
