@@ -129,7 +129,9 @@ def test_query_has_retrieve_and_synthesize_stages_and_one_llm_call(
     assert len(by_kind[RunKind.LLM]) == 1
     assert len(by_kind[RunKind.RETRIEVER]) == 1 and len(by_kind[RunKind.EMBEDDING]) == 1
     (retrieve,) = by_kind[RunKind.RETRIEVER]
-    assert retrieve.stage == "retrieve" and retrieve.parent is root
+    assert retrieve.stage == "retrieve" and retrieve.persona == "unknown"
+    assert retrieve.parent is not None and retrieve.parent.name == "retrieve"  # the phase
+    assert retrieve.parent.parent is root
     assert by_kind[RunKind.EMBEDDING][0].parent is retrieve
     (llm,) = by_kind[RunKind.LLM]
     assert llm.stage == "synthesize" and llm.root is root
@@ -269,7 +271,7 @@ def test_concurrent_queries_keep_their_trees_apart(tracker: Tracker, ended: Ende
     for root in roots:
         mine = [r for r in ended.runs if r.root is root]
         assert sorted(r.kind.value for r in mine) == sorted(
-            ["chain", "retriever", "embedding", "chain", "llm"])
+            ["chain", "chain", "retriever", "embedding", "chain", "llm"])
     assert tracker.live_runs == 0
 
 

@@ -98,6 +98,7 @@ class _Span:
     role: str = ""
     name: str = ""
     handoff: str | None = None  # the handoff tool's target agent
+    wrapper: str | None = None  # the stage run wrapping this one (a query's retrieve phase)
 
 
 @dataclass(slots=True)
@@ -201,11 +202,21 @@ class Bridge:
         metadata: dict[str, Any] = {AGENT_KEY: agent} if agent else {}
         tags: tuple[str, ...] = ()
         name = _name(instance, role)
-        stage = _QUERY_STAGES.get(role)
+        stage, wrapper = _QUERY_STAGES.get(role), None
         if stage and parent is not None and parent.role == "query" and parent.flow is None:
             query_run = self.tracker.get_run(parent.run_id) if parent.run_id else None
             if query_run is not None and query_run.parent is None:
-                metadata[NODE_KEY], tags = stage, (f"{NODE_TAG_PREFIX}1",)
+                node = {NODE_KEY: stage}
+                if kind is RunKind.CHAIN:
+                    metadata, tags = {**metadata, **node}, (f"{NODE_TAG_PREFIX}1",)
+                else:
+                    # A stage is a chain run (a retriever that is itself a node would be taken
+                    # for a persona named after the node): the phase wraps the call.
+                    wrapper = f"{id_}#stage"
+                    self.tracker.start(RunStart(wrapper, parent_run, RunKind.CHAIN, stage,
+                                                tags=(f"{NODE_TAG_PREFIX}1",),
+                                                metadata={**metadata, **node}))
+                    parent_run = wrapper
         start = RunStart(id_, parent_run, kind, name, tags=tags, metadata=metadata,
                          inputs=_inputs(kind, arguments))
         if kind in (RunKind.LLM, RunKind.EMBEDDING):
@@ -220,7 +231,7 @@ class Bridge:
             kwargs = arguments.get("kwargs")
             handoff = _text(kwargs.get("to_agent")) if isinstance(kwargs, dict) else None
         self._remember(id_, _Span(id_, True, kind, instance_id, agent,
-                                  parent.flow if parent else None, role, name, handoff))
+                                  parent.flow if parent else None, role, name, handoff, wrapper))
         self.tracker.start(start)
 
     def _alias(self, id_: str, outer: _Span, kind: RunKind) -> None:
@@ -317,8 +328,10 @@ class Bridge:
             error = ToolCallFailed("tool returned is_error=True")
         # A handoff is recorded when the target agent's turn starts (the tracker lands it):
         # a refused handoff (unknown agent) never starts one.
-        self.tracker.end(RunEnd(id_, outputs=result, error=error,
-                                handoff_to=span.handoff if error is None else None))
+        self.tracker.end(RunEnd(id_, outputs=result, error=error, handoffs=(
+            (span.handoff,) if span.handoff and error is None else ())))
+        if span.wrapper is not None:
+            self.tracker.end(RunEnd(span.wrapper, outputs=result))
 
     def span_drop(self, id_: str, err: BaseException | None) -> None:
         with self._lock:
@@ -335,6 +348,8 @@ class Bridge:
         if span.role == "workflow" and span.flow is not None:
             self._end_turn(span.flow, err)
         self.tracker.end(_ending(id_, None, err))
+        if span.wrapper is not None:
+            self.tracker.end(_ending(span.wrapper, None, err))
 
     # -- LLM events ------------------------------------------------------------------------
 
