@@ -88,7 +88,8 @@ def _build() -> Tracker | None:
     config = tracker.config
     metrics = "off"
     if config.metrics_port is not None:
-        server = serve_metrics_if_free(config.metrics_port, config.metrics_addr)
+        server = serve_metrics_if_free(config.metrics_port, config.metrics_addr,
+                                       created_series=config.metrics_created_series)
         metrics = (f"http://{config.metrics_addr}:{server.server_port}/metrics"
                    if server is not None else f"port {config.metrics_port} busy")
     _announce(tracker, metrics)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hypertool_callbacks._env import ENV_ACTIVATE
-from hypertool_callbacks.config import load_config
+from hypertool_callbacks.config import config_warnings, load_config, read_file
 from hypertool_callbacks.errors import ConfigError
 
 
@@ -22,6 +22,8 @@ def _config_check(path: str) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(f"{path}: OK")
+    for warning in config_warnings(read_file(path)):
+        print(f"  warning: {warning}")
     for name, persona in config.personas.items():
         budget = (f", budget {persona.budget_tokens} tokens per {persona.budget_scope}"
                   if persona.budget_tokens else "")
@@ -97,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("file")
 
     sub.add_parser("metrics", help="print the metric catalog (Markdown)")
+    sub.add_parser("status", help="what activation would do here: resolved settings and where "
+                   "each comes from, frameworks found, backends reachable")
 
     gen = sub.add_parser("generate", help="write dashboards/*.json, alerts/hypertool-rules.yml "
                          "and alerts/RUNBOOK.md from the metric catalog")
@@ -119,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return _run(args.program)
+    if args.command == "status":
+        from hypertool_callbacks.status import report
+
+        return report(sys.stdout)
     if args.command == "generate":
         return _generate(Path(args.out), args.check, args.set)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -285,6 +285,23 @@ def read_env(environ: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
+def config_warnings(data: Mapping[str, Any]) -> list[str]:
+    """What a valid file probably did not mean: empty tables (a ``[personas.x]`` with nothing
+    under it only declares the name; a misplaced key often leaves its table empty)."""
+    warnings: list[str] = []
+
+    def walk(table: Mapping[str, Any], prefix: str) -> None:
+        for key, value in table.items():
+            if isinstance(value, Mapping):
+                if value:
+                    walk(value, f"{prefix}{key}.")
+                else:
+                    warnings.append(f"[{prefix}{key}] is empty")
+
+    walk(data, "")
+    return warnings
+
+
 def config_file(
     path: str | os.PathLike[str] | None = None,
     *,

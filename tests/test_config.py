@@ -298,3 +298,42 @@ def test_persona_names_must_be_usable_labels(tmp_path: Path, name: str) -> None:
 
 def test_config_error_is_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)
+
+
+def test_config_check_warns_on_empty_sections(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from hypertool_callbacks.cli import main
+
+    path = tmp_path / "hypertool.toml"
+    path.write_text('[personas.reviewer]\n[personas.coder]\nnames = ["code*"]\n[otel]\n')
+    assert main(["config", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "  warning: [personas.reviewer] is empty" in out
+    assert "  warning: [otel] is empty" in out
+    assert "coder] is empty" not in out
+
+
+@pytest.mark.parametrize(("toml", "key", "hint"), [
+    ("lable_cap = 3\n", "lable_cap", "label_cap"),
+    ("[personas.r]\nnode = ['x']\n", "personas.r.node", "nodes"),
+    ("[otel]\ncapture_contents = true\n", "otel.capture_contents", "capture_content"),
+    ("[stages.s]\nregexp = ['x']\n", "stages.s.regexp", "regex"),
+])
+def test_a_misspelt_key_gets_a_did_you_mean(tmp_path: Path, toml: str, key: str,
+                                             hint: str) -> None:
+    path = tmp_path / "hypertool.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, environ={})
+    message = str(raised.value)
+    assert str(path) in message
+    assert f"{key}: Extra inputs are not permitted (did you mean {hint!r}?)" in message
+
+
+def test_an_unknown_key_far_from_any_gets_no_guess(tmp_path: Path) -> None:
+    path = tmp_path / "hypertool.toml"
+    path.write_text("zzzzzz = 1\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, environ={})
+    assert "zzzzzz: Extra inputs are not permitted" in str(raised.value)
+    assert "did you mean" not in str(raised.value)
