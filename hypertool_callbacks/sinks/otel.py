@@ -57,6 +57,8 @@ SCOPE = "hypertool_callbacks"
 _SPAN = "otel_span"  # key of a run's live span in ``run.extra``
 
 Mask = Callable[[str], str]
+# Providers whose spans never record: the API's default (no SDK set up yet) and the no-op one.
+_NO_RECORDING = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 
 
@@ -125,10 +127,33 @@ class OtelSink(Sink):
 
     # -- runs ------------------------------------------------------------------------------
 
+    def _records(self) -> bool:
+        """Whether spans would be recorded: false while no SDK (or other real) provider is
+        set. Asked once per root run, so a provider the app sets later is used from its next
+        workflow on, and a run tree never mixes recorded and unrecorded spans."""
+        provider = (self.tracer_provider if self.tracer_provider is not None
+                    else trace.get_tracer_provider())
+        if isinstance(provider, AppOrEnvProvider):
+            provider = provider.resolve()
+        return not isinstance(provider, _NO_RECORDING)
+
     def on_run_start(self, run: Run) -> None:
-        parent = run.parent.extra.get(_SPAN) if run.parent is not None else None
-        ctx = (trace.set_span_in_context(parent) if parent is not None
-               else otel_context.get_current())
+        parent_run = run.parent
+        if parent_run is None:
+            if not self._records():
+                # No spans to build, but a trace the app propagated (a W3C traceparent it
+                # extracted) still names the run, as a no-op span would, for the exemplars.
+                current = trace.get_current_span().get_span_context()
+                if current.is_valid:
+                    run.trace_id = format(current.trace_id, "032x")
+                return
+            ctx = otel_context.get_current()
+        else:
+            parent = parent_run.extra.get(_SPAN)
+            if parent is None:  # the root got no span: neither does anything under it
+                run.trace_id = parent_run.trace_id
+                return
+            ctx = trace.set_span_in_context(parent)
         name, op = _operation(run)
         remote = run.kind in (RunKind.LLM, RunKind.EMBEDDING)
         kind = SpanKind.CLIENT if remote else SpanKind.INTERNAL
