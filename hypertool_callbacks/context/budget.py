@@ -2,6 +2,11 @@
 
 Scopes: ``workflow`` -- each workflow execution starts with the full budget; ``process`` --
 since the process started, or over a rolling window of ``budget_window_seconds``.
+
+An LLM call made outside any workflow (a bare ``llm.invoke``: the call is the root run) is no
+execution of its own for a budget, or it could never be stopped: under ``workflow`` scope all
+such calls of a persona count against one running total in the process (per LangGraph thread
+when the call carries a ``thread_id``). See :func:`budget_execution`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,17 @@ from dataclasses import dataclass
 
 from hypertool_callbacks.config import PersonaConfig
 from hypertool_callbacks.context.records import BudgetStatus
+from hypertool_callbacks.context.runs import Run
+
+OUTSIDE_WORKFLOWS = "outside-workflows"
+"""The execution key shared by every LLM call made outside a workflow (and any thread)."""
+
+
+def budget_execution(run: Run) -> str:
+    """The execution whose budget an LLM call spends under ``workflow`` scope."""
+    if run.parent is None and run.thread_id is None:
+        return OUTSIDE_WORKFLOWS  # a bare call: never ends, so it is never reset
+    return run.execution
 
 
 @dataclass(frozen=True, slots=True)

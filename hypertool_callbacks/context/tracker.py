@@ -16,7 +16,7 @@ from typing import Any
 from hypertool_callbacks.clock import Clock, SystemClock
 from hypertool_callbacks.config import Config
 from hypertool_callbacks.context import gates
-from hypertool_callbacks.context.budget import BudgetBook
+from hypertool_callbacks.context.budget import BudgetBook, budget_execution
 from hypertool_callbacks.context.cost import Pricer
 from hypertool_callbacks.context.gate_attempts import GateAttempts
 from hypertool_callbacks.context.inference import NODE_KEY, Resolver
@@ -225,8 +225,8 @@ class Tracker:
             return
         run.unpriced = run.cost is None
         if run.cost is not None and run.persona != UNKNOWN:
-            status = self.cost_budgets.consume(run.persona, run.execution, run.cost.total_usd,
-                                               now)
+            status = self.cost_budgets.consume(run.persona, budget_execution(run),
+                                               run.cost.total_usd, now)
             if status is not None:
                 notes.append(("on_budget", status))
 
@@ -320,7 +320,7 @@ class Tracker:
     def _check_budget(self, run: Run, now: float, notes: list[_Note]) -> BudgetStatus | None:
         spent: BudgetStatus | None = None
         for book in (self.budgets, self.cost_budgets):
-            status = book.status(run.persona, run.execution, now)
+            status = book.status(run.persona, budget_execution(run), now)
             if status is None or not status.exceeded:
                 continue
             notes.append(("on_budget_exceeded", status))
@@ -351,7 +351,7 @@ class Tracker:
             if run.usage is not None:
                 _mark_enclosing_llm(run)
             if run.usage is not None and run.persona != UNKNOWN and not run.usage_in_child:
-                status = self.budgets.consume(run.persona, run.execution,
+                status = self.budgets.consume(run.persona, budget_execution(run),
                                               _total(run.usage), now)
                 if status is not None:
                     notes.append(("on_budget", status))
