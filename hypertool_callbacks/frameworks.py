@@ -243,3 +243,4 @@ class _NotifyingLoader:
 # unloaded there).
 register(Framework("langchain", "langchain_core.callbacks.manager",
                    "hypertool_callbacks.adapters.langchain_hook"))
+register(Framework("llamaindex", "llama_index.core", "hypertool_callbacks.adapters.llamaindex"))

@@ -2,8 +2,8 @@
 
 The package registers :class:`HypertoolInstrumentor` under the ``opentelemetry_instrumentor``
 entry point group, so the OpenTelemetry launcher (which has already built the SDK provider from
-the ``OTEL_*`` variables by then) turns on the LangChain/LangGraph handler for an unmodified
-app. It can also be used by hand::
+the ``OTEL_*`` variables by then) turns hypertool on for an unmodified app (LangChain/LangGraph,
+LlamaIndex: whichever it imports). It can also be used by hand::
 
     HypertoolInstrumentor().instrument(tracer_provider=provider)
     ...
@@ -34,11 +34,14 @@ from hypertool_callbacks.exposition import serve_metrics_if_free
 
 _log = logging.getLogger(__name__)
 
-_INSTRUMENTS = ("langchain-core >= 1.0",)
+# BaseInstrumentor requires *all* of these installed: naming a framework would turn
+# hypertool off in an app that has the other one only (LlamaIndex without LangChain). The
+# frameworks registry attaches to whichever is there.
+_INSTRUMENTS: tuple[str, ...] = ()
 
 
 class HypertoolInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Attaches the hypertool handler to every LangChain run, with an OTel sink first."""
+    """Attaches hypertool to every LangChain / LlamaIndex run, with an OTel sink first."""
 
     _previous: Tracker | None = None
     _active = False

@@ -295,3 +295,26 @@ def test_attach_is_idempotent_and_detach_removes_everything(
     assert not llamaindex.attached()
     UsageLLM().complete("x")  # not observed any more
     assert sample(CALLS, model="usage-llm-1", persona="unknown", status="ok") == 1
+
+
+def test_instrument_and_uninstrument_cover_llamaindex(
+        make_tracker: Callable[..., Tracker], sample: Callable[..., float]) -> None:
+    import hypertool_callbacks
+    from hypertool_callbacks import wiring
+
+    previous = wiring.set_tracker(None)
+    try:
+        hypertool_callbacks.instrument(make_tracker())
+        hypertool_callbacks.instrument()  # idempotent
+        handlers = [h for h in get_dispatcher().span_handlers
+                    if isinstance(h, llamaindex.HypertoolSpanHandler)]
+        assert len(handlers) == 1
+        UsageLLM().complete("x")
+        hypertool_callbacks.uninstrument()
+        hypertool_callbacks.uninstrument()
+        assert not llamaindex.attached()
+        UsageLLM().complete("x")
+    finally:
+        hypertool_callbacks.uninstrument()
+        wiring.set_tracker(previous)
+    assert sample(CALLS, model="usage-llm-1", persona="unknown", status="ok") == 1

@@ -41,7 +41,7 @@ def test_instrument_then_uninstrument(registry: CollectorRegistry,
     before = Tracker(Config(), [])
     original = runtime.set_tracker(before)
     instrumentor = HypertoolInstrumentor()
-    assert instrumentor.instrumentation_dependencies() == ("langchain-core >= 1.0",)
+    assert instrumentor.instrumentation_dependencies() == ()  # any framework will do
     config = Config.model_validate({"otel": {"capture_content": True}})
     try:
         instrumentor.instrument(tracer_provider=spans.provider, registry=registry,
