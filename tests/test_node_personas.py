@@ -183,3 +183,62 @@ def test_tools_follow_a_prompt_rule_that_renamed_their_agents_llm(
 
     assert llm_requests(registry) == {(MODEL, "reviewer", "ok"): 2}
     assert tool_calls(registry) == {("search", "reviewer", "ok"): 1}
+
+
+def test_the_delivery_demo_keeps_its_five_personas_with_node_personas_on(
+    make_tracker: MakeTracker, registry: CollectorRegistry,
+) -> None:
+    """The software-delivery demo's nodes are stages (plan, implement, test, review, release)
+    and its personas come from rules and a named agent: every call is named by those, so no
+    node name becomes a persona and nothing is left ``unknown``."""
+    from hypertool_callbacks.demo import pipeline
+
+    tracker = make_tracker(pipeline.CONFIG)
+    pipeline.run_once(pipeline.build(), [HypertoolCallbackHandler(tracker)])
+
+    personas = {key[1] for key in llm_requests(registry)} | {
+        key[1] for key in tool_calls(registry)}
+    assert personas == {"planner", "backend-engineer", "qa-engineer", "reviewer",
+                        "release-manager"}
+    assert {p for key in switches(registry) for p in key[:2]} <= personas
+
+
+# -- the same rules on neutral events (any adapter) -------------------------------------------
+
+def _node_meta(name: str) -> dict[str, object]:
+    return {"langgraph_node": name, "langgraph_checkpoint_ns": f"{name}:1"}
+
+
+def test_sources_of_node_and_caller_personas_on_neutral_events(make_tracker: MakeTracker) -> None:
+    from hypertool_callbacks.context.runs import UNKNOWN, Source
+    from hypertool_callbacks.events import RunEnd, RunKind, RunStart
+
+    tracker = make_tracker()
+    tracker.start(RunStart("g", None, RunKind.CHAIN, "flow"))
+    tracker.start(RunStart("n", "g", RunKind.CHAIN, "coder", ("graph:step:1",),
+                           _node_meta("coder")))
+    tracker.start(RunStart("seq", "n", RunKind.CHAIN, "RunnableSequence", (),
+                           _node_meta("coder")))
+    tracker.start(RunStart("llm", "seq", RunKind.LLM, "chat", (), _node_meta("coder")))
+    node, seq, llm = (tracker.get_run(i) for i in ("n", "seq", "llm"))
+    assert node is not None and seq is not None and llm is not None
+    # Chains in the node stay unknown: only the call doing the work takes the node's name.
+    assert (node.persona, seq.persona) == (UNKNOWN, UNKNOWN)
+    assert (llm.persona, llm.persona_source) == ("coder", Source.NODE)
+    tracker.end(RunEnd("llm", tool_call_ids=("call-1", "call-2")))
+    for run_id in ("seq", "n"):
+        tracker.end(RunEnd(run_id))
+    # The ToolNode (generic name) runs both calls; an unknown id gets nothing from the asker.
+    tracker.start(RunStart("t", "g", RunKind.CHAIN, "tools", ("graph:step:2",),
+                           _node_meta("tools")))
+    tracker.start(RunStart("tool1", "t", RunKind.TOOL, "search", (), _node_meta("tools"),
+                           tool_call_id="call-1"))
+    tracker.start(RunStart("tool2", "t", RunKind.TOOL, "search", (), _node_meta("tools"),
+                           tool_call_id="call-9"))
+    tool1, tool2 = tracker.get_run("tool1"), tracker.get_run("tool2")
+    assert tool1 is not None and tool2 is not None
+    assert (tool1.persona, tool1.persona_source) == ("coder", Source.CALLER)
+    assert (tool2.persona, tool2.persona_source) == (UNKNOWN, Source.NONE)
+    for run_id in ("tool1", "tool2", "t", "g"):
+        tracker.end(RunEnd(run_id))
+    assert tracker.live_runs == 0 and tracker.live_executions == 0
