@@ -441,6 +441,9 @@ def _inputs(kind: RunKind, arguments: dict[str, Any]) -> Any:
         if "messages" in arguments:
             return arguments["messages"]
         prompt = arguments.get("prompt")
+        args = arguments.get("args")  # llm_completion_callback's wrapper takes *args
+        if prompt is None and isinstance(args, tuple) and args:
+            prompt = args[0]
         return [prompt] if prompt is not None else None
     if kind is RunKind.TOOL:
         kwargs = arguments.get("kwargs")
