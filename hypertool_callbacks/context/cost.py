@@ -42,7 +42,8 @@ _KINDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ costs ~2 us more. Treat as read-only.
+@dataclass(slots=True)
 class Cost:
     """The price of one LLM call, in USD."""
 
@@ -59,23 +60,28 @@ _Parts = tuple[Decimal, Decimal]
 _Calc = Callable[[dict[str, int]], _Parts]
 
 
-@dataclass(frozen=True, slots=True)
 class _Linear:
-    """Coefficients of one price set: USD for a million tokens of each kind, split into the
-    input and output parts, after the constant part (zero usage)."""
+    """Coefficients of one price set: USD per token of each leaf kind (uncached input, cache
+    read, cache write, plain output, reasoning output), split into the input and output parts,
+    plus the constant part (zero usage). Zero rates are dropped."""
 
-    base: _Parts
-    per_mtok: tuple[_Parts, ...]  # in _KINDS order
+    __slots__ = ("base", "terms_in", "terms_out")
+
+    def __init__(self, base: _Parts, per_mtok: tuple[_Parts, ...]) -> None:
+        self.base = base
+        # A million tokens' price / 10**6 is exact in Decimal, and so is rate * count: the sum
+        # equals genai-prices' own (price * count / per, summed) to the last digit.
+        self.terms_in = tuple((i, r / _M) for i, (r, _) in enumerate(per_mtok) if r)
+        self.terms_out = tuple((i, r / _M) for i, (_, r) in enumerate(per_mtok) if r)
 
     def parts(self, counts: tuple[int, ...]) -> _Parts:
-        # Same arithmetic as genai-prices (price * count / per, summed): same Decimal result.
-        # Counts are "leaf" counts: uncached input, cache read, cache write, plain output,
-        # reasoning output.
         inp, out = self.base
-        for (rate_in, rate_out), count in zip(self.per_mtok, counts, strict=True):
-            if count:
-                inp += rate_in * count / _M
-                out += rate_out * count / _M
+        for i, rate in self.terms_in:
+            if counts[i]:
+                inp += rate * counts[i]
+        for i, rate in self.terms_out:
+            if counts[i]:
+                out += rate * counts[i]
         return inp, out
 
 
@@ -84,6 +90,14 @@ def _leaf_counts(usage: dict[str, int]) -> tuple[int, ...]:
     reasoning = usage["output_reasoning_tokens"]
     return (usage["input_tokens"] - cached, usage["cache_read_tokens"],
             usage["cache_write_tokens"], usage["output_tokens"] - reasoning, reasoning)
+
+
+def _leaves(usage: Usage) -> tuple[int, ...]:
+    """``_leaf_counts(_usage_dict(usage))`` without the dict (the per-call path)."""
+    read, write, reasoning = (usage.cache_read_tokens, usage.cache_creation_tokens,
+                              usage.reasoning_tokens)
+    return (max(usage.input_tokens - read - write, 0), read, write,
+            max(usage.output_tokens - reasoning, 0), reasoning)
 
 
 def _fit(calc: _Calc) -> _Linear | None:
@@ -115,7 +129,11 @@ class _Priced:
 
     model: str
     source: str
-    prices: Any = None  # _Linear (override) or genai_prices ModelInfo (bundled)
+    prices: Any = None  # genai_prices ModelInfo (bundled)
+    linear: _Linear | None = None  # fixed prices: an override, or a model with one linear set
+
+
+_UNDECIDED: Any = object()
 
 
 class Pricer:
@@ -130,6 +148,9 @@ class Pricer:
     def __init__(self, overrides: Mapping[str, PriceOverride] | None = None) -> None:
         self._overrides = {name.lower(): o for name, o in (overrides or {}).items()}
         self._models: dict[tuple[str, str | None], _Priced | None] = {}
+        # The decision per (response model, model, provider) exactly as given: one dict read
+        # per call once decided (a read needs no lock).
+        self._decided: dict[tuple[str | None, str | None, str | None], _Priced | None] = {}
         self._linear: dict[int, tuple[Any, _Linear | None]] = {}
         self._unpriced_logged: set[str] = set()
         self._lock = threading.Lock()
@@ -138,10 +159,22 @@ class Pricer:
               usage: Usage, when_ns: int) -> Cost | None:
         """The cost of one call, or None when no candidate identity has a price. The response's
         model (the dated snapshot actually served) is tried before the requested one."""
+        key = (response_model, model, provider)
+        priced = self._decided.get(key, _UNDECIDED)
+        if priced is _UNDECIDED:
+            priced = self._decide(response_model, model, provider)
+            with self._lock:
+                if len(self._decided) >= _MAX_CACHED:
+                    self._decided.clear()
+                self._decided[key] = priced
+        return None if priced is None else self._cost(priced, usage, when_ns)
+
+    def _decide(self, response_model: str | None, model: str | None,
+                provider: str | None) -> _Priced | None:
         for ref in dict.fromkeys(m for m in (response_model, model) if m):
             priced = self._lookup(ref, provider)
             if priced is not None:
-                return self._cost(priced, usage, when_ns)
+                return priced
         name = response_model or model or "unknown"
         with self._lock:
             first = name not in self._unpriced_logged and len(self._unpriced_logged) < _MAX_CACHED
@@ -170,7 +203,7 @@ class Pricer:
     def _find(self, ref: str, provider: str | None) -> _Priced | None:
         override = self._overrides.get(ref)
         if override is not None:
-            return _Priced(ref, "override", _override_rates(override))
+            return _Priced(ref, "override", linear=_override_rates(override))
         snapshot = _snapshot()
         if snapshot is None:
             return None
@@ -181,26 +214,26 @@ class Pricer:
             _, info = snapshot.find_provider_model(ref, None, provider, None)
         except (LookupError, ValueError):
             return None
-        return _Priced(ref, "genai-prices", info)
+        linear = self._linear_for(info.prices) if _is_model_price(info.prices) else None
+        return _Priced(ref, "genai-prices", info, linear)
 
     # -- pricing ---------------------------------------------------------------------------
 
     def _cost(self, priced: _Priced, usage: Usage, when_ns: int) -> Cost:
-        counts = _usage_dict(usage)
-        if priced.source == "override":
-            inp, out = priced.prices.parts(_leaf_counts(counts))
-            return Cost(float(inp), float(out), float(inp + out), priced.model, priced.source,
-                        usage.estimated)
-        info = priced.prices
-        # Prices may change over time (dated or time-of-day prices): the call's start time
-        # picks them. Most models have one price set: no datetime needed then.
-        model_price = info.prices if _is_model_price(info.prices) else info.get_prices(
-            datetime.fromtimestamp(when_ns / 1e9, UTC))
-        linear = self._linear_for(model_price)
+        linear = priced.linear
         if linear is not None:
-            inp, out = linear.parts(_leaf_counts(counts))
+            inp, out = linear.parts(_leaves(usage))
         else:
-            inp, out = _calc_with(model_price)(counts)
+            info = priced.prices
+            # Prices may change over time (dated or time-of-day prices): the call's start time
+            # picks them.
+            model_price = info.prices if _is_model_price(info.prices) else info.get_prices(
+                datetime.fromtimestamp(when_ns / 1e9, UTC))
+            linear = self._linear_for(model_price)
+            if linear is not None:
+                inp, out = linear.parts(_leaves(usage))
+            else:
+                inp, out = _calc_with(model_price)(_usage_dict(usage))
         return Cost(float(inp), float(out), float(inp + out), priced.model, priced.source,
                     usage.estimated)
 
