@@ -9,11 +9,12 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from hypertool_callbacks.sinks.recorder import ExecutionRecord, RecorderSink
 
 _COLUMNS = ("persona", "llm calls", "tool calls", "errors", "input tokens", "output tokens",
-            "seconds", "budget", "remaining")
+            "cost usd", "seconds", "budget", "remaining")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class PersonaRow:
     seconds: float = 0.0
     budget: int | None = None
     remaining: int | None = None
+    cost_usd: float | None = None  # None: no priced call
 
     @property
     def tokens(self) -> int:
@@ -38,7 +40,8 @@ class PersonaRow:
 
     def cells(self) -> tuple[str, ...]:
         return (self.persona, str(self.llm_calls), str(self.tool_calls), str(self.errors),
-                str(self.input_tokens), str(self.output_tokens), f"{self.seconds:.2f}",
+                str(self.input_tokens), str(self.output_tokens),
+                "" if self.cost_usd is None else f"{self.cost_usd:.4f}", f"{self.seconds:.2f}",
                 "" if self.budget is None else str(self.budget),
                 "" if self.remaining is None else str(self.remaining))
 
@@ -75,6 +78,8 @@ class Summary:
             return acc.setdefault(persona, dict.fromkeys(
                 ("llm", "tool", "errors", "input", "output", "seconds"), 0.0))
 
+        costs: dict[str, float] = {}
+
         for execution in executions:
             for interval in execution.intervals:
                 row(interval.persona)["seconds"] += interval.seconds
@@ -86,6 +91,8 @@ class Summary:
                 r["errors"] += run.status == "error"
                 r["input"] += run.input_tokens
                 r["output"] += run.output_tokens
+                if run.cost_usd is not None:
+                    costs[run.persona] = costs.get(run.persona, 0.0) + run.cost_usd
         for persona in budgets:
             row(persona)
         rows = []
@@ -95,7 +102,7 @@ class Summary:
                 persona, int(r["llm"]), int(r["tool"]), int(r["errors"]), int(r["input"]),
                 int(r["output"]), r["seconds"],
                 None if status is None else int(status.limit),
-                None if status is None else int(status.remaining)))
+                None if status is None else int(status.remaining), costs.get(persona)))
         return cls(tuple(rows), len(executions))
 
     def row(self, persona: str) -> PersonaRow:
@@ -122,3 +129,52 @@ class Summary:
             body.append(f"<tr{style}>{cells}</tr>")
         return (f"<table><caption>Summary of {self.executions} execution(s)</caption>"
                 f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsTable:
+    """The non-zero ``hypertool_*`` samples of a registry (histograms as ``_count``/``_sum``):
+    what a scrape of ``/metrics`` would show, as a table.
+
+    Example::
+
+        MetricsTable.of(registry)                       # every hypertool series
+        MetricsTable.of(registry, "hypertool_persona")  # names starting with a prefix (or any
+                                                        # of a tuple of prefixes)
+    """
+
+    rows: tuple[tuple[str, str, float], ...]  # (sample name, labels, value)
+
+    @classmethod
+    def of(cls, registry: Any, prefix: str | tuple[str, ...] = "hypertool_") -> MetricsTable:
+        rows = []
+        for family in registry.collect():
+            for sample in family.samples:
+                name = sample.name
+                if (not name.startswith(prefix) or not sample.value
+                        or name.endswith(("_bucket", "_created"))):
+                    continue
+                labels = ", ".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                rows.append((name, labels, float(sample.value)))
+        return cls(tuple(sorted(rows)))
+
+    def value(self, name: str, **labels: str) -> float:
+        wanted = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        return sum(v for n, lab, v in self.rows if n == name and lab == wanted)
+
+    @staticmethod
+    def _number(value: float) -> str:
+        return str(int(value)) if value == int(value) else f"{value:.6g}"
+
+    def __repr__(self) -> str:
+        width = max((len(n) for n, _, _ in self.rows), default=0)
+        return "\n".join(f"{n.ljust(width)}  {self._number(v):>8}  {{{lab}}}"
+                         for n, lab, v in self.rows)
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        body = "".join(f"<tr><td><code>{html.escape(n)}</code></td><td>{html.escape(lab)}</td>"
+                       f"<td>{self._number(v)}</td></tr>" for n, lab, v in self.rows)
+        return ("<table><thead><tr><th>sample</th><th>labels</th><th>value</th></tr></thead>"
+                f"<tbody>{body}</tbody></table>")

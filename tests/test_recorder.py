@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from hypertool_callbacks import HypertoolCallbackHandler, build_tracker, record
 from hypertool_callbacks.clock import ManualClock
+from hypertool_callbacks.config import Config
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.demo import team
@@ -192,3 +193,40 @@ def test_last_without_a_finished_execution_raises_lookup_error() -> None:
         RecorderSink().last()
     with pytest.raises(ValueError):
         RecorderSink(max_executions=0)
+
+
+def test_priced_calls_carry_their_cost_into_the_summary() -> None:
+    clock = ManualClock(0.0)
+    config = recorded.CONFIG.model_copy(update={"prices": Config.model_validate(
+        {"prices": {"sim-small": {"input_mtok": 1.0, "output_mtok": 2.0}}}).prices})
+    tracker = build_tracker(config, sinks=[PrometheusSink(CollectorRegistry())], clock=clock)
+    with record(tracker) as rec:
+        recorded.build(clock).invoke(
+            {"task": "x"}, config={"callbacks": [HypertoolCallbackHandler(tracker)]})
+    assert [r.cost_usd for r in rec.last().llm_calls if r.persona == "coder"] == [
+        pytest.approx(200e-6 + 100e-6)] * 2
+    summary = rec.summary()
+    assert summary.row("coder").cost_usd == pytest.approx(0.0006)
+    assert summary.row("planner").cost_usd is None  # sim-large has no price
+    assert "0.0006" in repr(summary) and "<th>cost usd</th>" in summary._repr_html_()
+
+
+def test_metrics_table_lists_non_zero_hypertool_samples() -> None:
+    from hypertool_callbacks.summary import MetricsTable
+
+    clock, registry = ManualClock(0.0), CollectorRegistry()
+    tracker = _tracker(clock, registry)
+    _run(tracker, clock)
+    table = MetricsTable.of(registry, ("hypertool_persona_switches_total",
+                                       "hypertool_llm_requests_total"))
+    assert {name for name, _, _ in table.rows} == {"hypertool_persona_switches_total",
+                                                   "hypertool_llm_requests_total"}
+    assert table.value("hypertool_persona_switches_total", from_persona="coder",
+                       to_persona="reviewer", workflow=recorded.WORKFLOW) == 2
+    assert table.value("hypertool_llm_requests_total", model="sim-small", persona="coder",
+                       status="ok") == 2
+    everything = MetricsTable.of(registry)
+    assert not [n for n, _, _ in everything.rows if n.endswith(("_bucket", "_created"))]
+    assert all(v for _, _, v in everything.rows)
+    html = table._repr_html_()
+    assert html.count("<tr>") == len(table.rows) + 1

@@ -60,6 +60,7 @@ class RunRecord:
     input_tokens: int = 0
     output_tokens: int = 0
     tokens_counted: bool = False  # usage reported and counted here (not in a nested call)
+    cost_usd: float | None = None  # priced LLM calls only (see context.cost)
     gate: str | None = None
     gate_result: str | None = None
     handoff_to: tuple[str, ...] = ()  # agents this run handed off to
@@ -306,6 +307,8 @@ class RecorderSink(Sink):
             if usage is not None and not run.usage_in_child:
                 record.input_tokens, record.output_tokens = usage.input_tokens, usage.output_tokens
                 record.tokens_counted = True
+            if run.cost is not None:
+                record.cost_usd = run.cost.total_usd
             record.gate_result = run.gate_result
             record.handoff_to = run.handoff_to
             record.stage_persona = run.stage_persona

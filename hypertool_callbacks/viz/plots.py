@@ -130,7 +130,7 @@ def tokens_vs_budget(source: Source, ax: Axes | None = None) -> Axes:
     inputs = [r.input_tokens for r in rows]
     outputs = [r.output_tokens for r in rows]
     used = [r.tokens for r in rows]
-    over = [r.budget is not None and r.tokens > r.budget for r in rows]
+    over = [r.overrun or (r.budget is not None and r.tokens > r.budget) for r in rows]
     colours = [OVERRUN if o else WITHIN for o in over]
     ax.bar(x, inputs, color=colours, alpha=0.55)
     ax.bar(x, outputs, bottom=inputs, color=colours)
