@@ -318,3 +318,10 @@ def test_instrument_and_uninstrument_cover_llamaindex(
         hypertool_callbacks.uninstrument()
         wiring.set_tracker(previous)
     assert sample(CALLS, model="usage-llm-1", persona="unknown", status="ok") == 1
+
+
+def test_set_global_handler_rejects_our_name_as_the_readme_says() -> None:
+    from llama_index.core import set_global_handler
+
+    with pytest.raises(ValueError):
+        set_global_handler("hypertool")

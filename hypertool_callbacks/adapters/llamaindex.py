@@ -46,6 +46,7 @@ from llama_index_instrumentation import get_dispatcher
 from pydantic import PrivateAttr
 
 from hypertool_callbacks.adapters.llamaindex_spans import Bridge
+from hypertool_callbacks.errors import TokenBudgetExceeded
 
 if TYPE_CHECKING:
     from hypertool_callbacks.context.tracker import Tracker
@@ -60,6 +61,10 @@ def _guarded(method: F) -> F:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
+        except TokenBudgetExceeded:
+            # The dispatcher swallows whatever a handler raises, so a spent budget cannot stop
+            # a LlamaIndex call: the tracker has recorded it (refused run, exceeded counter).
+            return None
         except Exception as exc:
             bridge: Bridge = self._bridge
             tracker = bridge.tracker

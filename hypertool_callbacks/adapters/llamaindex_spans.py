@@ -403,13 +403,24 @@ def _ending(run_id: str, outputs: Any, error: BaseException | None) -> RunEnd:
     return RunEnd(run_id, outputs=outputs, error=error)
 
 
+_CLASSIFIED: dict[tuple[type, str], tuple[RunKind, str] | None] = {}
+
+
 def _classify(instance: Any, method: str) -> tuple[RunKind, str] | None:
     if instance is None:
         return None
-    for base, methods, kind, role in _UNITS:
-        if method in methods and isinstance(instance, base):
-            return kind, role
-    return None
+    # isinstance() against these ABCs costs ~1 us each: the answer per class and method is
+    # cached (bounded by the classes and methods of the app).
+    key = (type(instance), method)
+    try:
+        return _CLASSIFIED[key]
+    except KeyError:
+        pass
+    found = next(((kind, role) for base, methods, kind, role in _UNITS
+                  if method in methods and isinstance(instance, base)), None)
+    if len(_CLASSIFIED) < 10_000:
+        _CLASSIFIED[key] = found
+    return found
 
 
 def _is_agent(instance: Any) -> bool:
