@@ -138,6 +138,17 @@ def _langfuse(config: Config, environ: Mapping[str, str]) -> str:
     return f"keys set; host {host}: {_reachable(host)}"
 
 
+def _pricing(config: Config) -> str:
+    from hypertool_callbacks.context.cost import price_data_version
+
+    version = price_data_version()
+    data = (f"genai-prices {version} (its bundled data, offline)" if version
+            else "genai-prices not installed: only [prices] overrides are priced")
+    if config.prices:
+        data += f"; overrides: {', '.join(sorted(config.prices))}"
+    return data
+
+
 def report(out: TextIO, *, environ: Mapping[str, str] | None = None,
            cwd: str | os.PathLike[str] | None = None) -> int:
     """Print the status; 1 when the configuration is invalid (the error names file and key)."""
@@ -161,6 +172,7 @@ def report(out: TextIO, *, environ: Mapping[str, str] | None = None,
     installed = [f"{f.name} ({'installed' if f.installed() else 'not installed'})"
                  for f in frameworks.registered()]
     print(f"frameworks  {', '.join(installed)}", file=out)
+    print(f"pricing     {_pricing(config)}", file=out)
     print("settings", file=out)
     for key, value, origin in origins(config, file_data, read_env(env)):
         text = str(value)

@@ -230,3 +230,17 @@ def test_inconsistent_usage_does_not_raise() -> None:
     # More cached than input tokens (a provider bug): priced, not an exception.
     cost = Pricer().price(None, "gpt-4o", "openai", Usage(10, 5, cache_read_tokens=50), 0)
     assert cost is not None and cost.total_usd > 0
+
+
+def test_status_names_the_price_data_and_the_overrides(tmp_path: Path) -> None:
+    import io
+
+    from hypertool_callbacks.context.cost import price_data_version
+    from hypertool_callbacks.status import report
+
+    _config_file(tmp_path, '[prices."acme-7b"]\ninput_mtok = 1.0\n[prices.b]\noutput_mtok = 1.0\n')
+    out = io.StringIO()
+    assert report(out, environ={}, cwd=tmp_path) == 0
+    line = next(x for x in out.getvalue().splitlines() if x.startswith("pricing"))
+    assert line.split(None, 1)[1] == (f"genai-prices {price_data_version()} (its bundled "
+                                      "data, offline); overrides: acme-7b, b")
