@@ -32,7 +32,7 @@ from tests.test_multiagent import (
 )
 
 ROLES = "roles"
-HINT_LOGGER = "hypertool_callbacks.context.tracker"
+HINT_LOGGER = "hypertool_callbacks.context.persona_hint"
 
 
 def test_node_names_are_personas_and_tools_belong_to_the_llm_that_asked(

@@ -21,6 +21,7 @@ from hypertool_callbacks.context.cost import Pricer
 from hypertool_callbacks.context.gate_attempts import GateAttempts
 from hypertool_callbacks.context.inference import NODE_KEY, Resolver
 from hypertool_callbacks.context.labels import clean
+from hypertool_callbacks.context.persona_hint import PersonaHint
 from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
 from hypertool_callbacks.context.runs import UNKNOWN, Run, RunTree, Status
 from hypertool_callbacks.context.sink import Sink
@@ -31,12 +32,6 @@ from hypertool_callbacks.safety import RateLimitedLog
 _log = logging.getLogger(__name__)
 _MAX_SWEEP_INTERVAL = 60.0  # seconds between two sweeps for runs past their TTL, at most
 _MAX_TOOL_REQUESTS = 256  # tool calls asked for but not started yet, per execution
-_HINT_AFTER_CALLS = 20  # LLM/tool calls seen before judging whether personas are set up
-_HINT = ("hypertool: %d of %d LLM and tool calls so far have persona 'unknown'. Name who "
-         "works: give agents and graphs names (create_agent(name=...), "
-         "graph.compile(name=...)), keep the LangGraph node names as personas "
-         "(node_personas = true), tag runs persona:<name> or set metadata hypertool_persona, "
-         "or add [personas.<name>] rules to hypertool.toml (README: 'persona is unknown').")
 
 
 @dataclass(slots=True)
@@ -90,9 +85,7 @@ class Tracker:
         self._warn = RateLimitedLog(_log)
         self._listener_cache: dict[str, list[tuple[Sink, Callable[[Any], None]]]] = {}
         self._listener_key: tuple[int, int] | None = None
-        # LLM and tool calls started, and how many of them with persona 'unknown' (one hint).
-        self._calls = self._unknown_calls = 0
-        self._hinted = False
+        self._hint = PersonaHint()  # one hint when most calls have persona 'unknown'
         for status in [*self.budgets.limits(), *self.cost_budgets.limits()]:
             self._notify([("on_budget", status)])
 
@@ -117,8 +110,8 @@ class Tracker:
                 self._act(run, now, now_ns, notes)
                 if run.kind is RunKind.LLM:
                     spent = self._check_budget(run, now, notes)
-                if run.kind in (RunKind.LLM, RunKind.TOOL) and not self._hinted:
-                    self._count_call(run)
+                if run.kind in (RunKind.LLM, RunKind.TOOL) and not self._hint.done:
+                    self._hint.call(run.persona == UNKNOWN)
             self._sweep_if_due(now_ns, now, notes)
         if run is not None:
             notes.insert(0, ("on_run_start", run))
@@ -202,7 +195,7 @@ class Tracker:
         """End runs still open (as evicted, so their spans are sent), then flush every sink."""
         with self._lock:
             notes = self._evict(self.clock.wall_ns(), self.clock.monotonic(), everything=True)
-            self._hint_if_mostly_unknown(final=True)
+            self._hint.judge(final=True)
         self._notify(notes)
         for sink in self.sinks:
             try:
@@ -249,24 +242,6 @@ class Tracker:
             run.label = self.resolver.tool_label(run.name)
         self._runs.add(run)
         return run
-
-    def _count_call(self, run: Run) -> None:
-        self._calls += 1
-        if run.persona == UNKNOWN:
-            self._unknown_calls += 1
-        if self._calls >= _HINT_AFTER_CALLS:
-            self._hint_if_mostly_unknown(final=False)
-
-    def _hint_if_mostly_unknown(self, final: bool) -> None:
-        """Once per tracker: most calls have no persona, so say how to give them one. Judged
-        after the first calls, or at shutdown for a short script."""
-        if self._hinted or not self._calls:
-            return
-        if 2 * self._unknown_calls > self._calls:
-            _log.info(_HINT, self._unknown_calls, self._calls)
-            self._hinted = True
-        elif not final:
-            self._hinted = True  # personas are set up: stop counting
 
     def _requester(self, event: RunStart, parent: Run | None) -> str | None:
         """The persona of the LLM call whose reply asked for this tool call, if seen."""
