@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.demo import pipeline, team
@@ -38,6 +40,14 @@ def test_pipeline_personas_gate_and_budget(
     assert sample("hypertool_persona_token_budget_exceeded_total", **budget) == 1
     assert sample("hypertool_persona_tokens_used_total", persona="reviewer", model=MODEL,
                   token_type="input") == 620
+    # Priced by the demo's [prices] override: the reviewer's tokens at its per-million rates.
+    output = sample("hypertool_persona_tokens_used_total", persona="reviewer", model=MODEL,
+                    token_type="output")
+    price = pipeline.CONFIG.prices[MODEL]
+    assert price.input_mtok is not None and price.output_mtok is not None
+    assert sample("hypertool_persona_cost_usd_total", persona="reviewer", model=MODEL,
+                  usage="reported") == pytest.approx(
+        (620 * price.input_mtok + output * price.output_mtok) / 1e6, rel=1e-9)
     assert sample("hypertool_tool_calls_total", tool="run_tests", persona="qa-engineer",
                   status="ok") == 2
     assert sample("hypertool_workflow_stage_duration_seconds_count", stage="implement",

@@ -43,7 +43,7 @@ def run_demo(*, port: int | None = None, addr: str = "127.0.0.1", iterations: in
     print(f"hypertool-callbacks demo: metrics at {url}", flush=True)
     if otel.jsonl_path:
         print(f"  spans appended to {otel.jsonl_path}", flush=True)
-    print("  try: curl -s " + url + " | grep -E 'persona_switches|quality_gate|budget'",
+    print("  try: curl -s " + url + " | grep -E 'persona_switches|quality_gate|budget|cost_usd'",
           flush=True)
     print("  Ctrl-C to stop", flush=True)
     scenarios: list[tuple[str, Any, Any]] = []

@@ -33,6 +33,10 @@ CONFIG = Config.model_validate({
                      "budget_scope": "process", "budget_window_seconds": 3600},
         "release-manager": {"nodes": ["release"]},
     },
+    # The fake chat models have no real price: a [prices] override gives the demo's cost
+    # metrics something to show (USD per million tokens, gpt-4o's list price).
+    "prices": {"fake-messages-list-chat-model": {"input_mtok": 2.5, "output_mtok": 10.0,
+                                                 "cache_read_mtok": 1.25}},
 })
 
 
