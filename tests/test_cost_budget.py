@@ -89,6 +89,23 @@ def test_process_scope_accumulates(make_tracker: MakeTracker, sample: Sample) ->
     assert sample(EXCEEDED, persona="coder", scope="process") == 0
 
 
+def test_rolling_window_forgets_old_spend(make_tracker: MakeTracker, sample: Sample) -> None:
+    from hypertool_callbacks.clock import ManualClock
+
+    clock = ManualClock()
+    config = Config.model_validate({"personas": {"coder": {
+        "budget_usd": 1.0, "budget_scope": "process", "budget_window_seconds": 60}}})
+    tracker = make_tracker(config, clock=clock)
+    model = PricedFake(responses=[priced_reply(10_000, 2000)])
+    _run(tracker, model, n=2)
+    assert sample(REMAINING, persona="coder", scope="process") == pytest.approx(
+        1.0 - 2 * _usd(10_000, 2000), abs=1e-12)
+    clock.advance(61)
+    _run(tracker, model)  # the first two calls left the window
+    assert sample(REMAINING, persona="coder", scope="process") == pytest.approx(
+        1.0 - _usd(10_000, 2000), abs=1e-12)
+
+
 def test_raise_mode_stops_the_call_before_the_model(make_tracker: MakeTracker,
                                                     sample: Sample) -> None:
     cost = _usd(100_000, 10_000)  # one call spends more than the budget

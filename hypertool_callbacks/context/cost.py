@@ -309,13 +309,14 @@ def _snapshot() -> Any:
     global _snapshot_missing_logged
     try:
         from genai_prices.data_snapshot import get_snapshot
-    except ImportError as exc:
+
+        return get_snapshot()
+    except Exception as exc:  # not installed, or an incompatible version: overrides only
         if not _snapshot_missing_logged:
             _snapshot_missing_logged = True
-            _log.warning("hypertool: genai-prices is not importable (%s); only [prices] "
+            _log.warning("hypertool: genai-prices is not importable (%r); only [prices] "
                          "overrides are priced", exc)
         return None
-    return get_snapshot()
 
 
 def price_data_version() -> str | None:
