@@ -73,6 +73,7 @@ def test_persona_timeline_has_a_lane_per_persona_and_a_bar_per_interval(
              for line in ax.get_lines()]
     assert marks == [("X", (4.0,), (2,)), ("o", (7.0,), (2,))]
     assert ax.get_title() == "Who worked when: delivery"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["gate passed", "gate failed"]
     assert not [t for t in ax.texts]  # no handoffs in this workflow
 
 
@@ -81,6 +82,7 @@ def test_persona_timeline_marks_handoffs(team_rec: RecorderSink) -> None:
     assert _ticks(ax.get_yticklabels()) == ["supervisor", "researcher", "writer"]
     arrows = [(a.xyann[1], a.xy[1]) for a in ax.texts]  # (from lane, to lane)
     assert arrows == [(0, 1), (0, 2)]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["handoff"]
     tree = repr(viz.span_tree(team_rec))
     assert "transfer_to_researcher [tool]  persona=supervisor  handoff->researcher" in tree
 

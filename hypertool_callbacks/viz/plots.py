@@ -73,12 +73,19 @@ def persona_timeline(source: Source, ax: Axes | None = None) -> Axes:
     ax.set_ylim(len(personas) - 0.5, -0.5)  # first persona on top
     end = max(execution.duration, 1e-9)
     ax.set_xlim(0, end * 1.02)
-    ax.legend(handles=[
-        Line2D([], [], color="black", marker=r"$\rightarrow$", linestyle="none",
-               markersize=10, label="handoff"),
-        Line2D([], [], color="black", marker="o", linestyle="none", label="gate passed"),
-        Line2D([], [], color=OVERRUN, marker="X", linestyle="none", label="gate failed"),
-    ], loc="upper right", fontsize=8, framealpha=0.8)
+    handles = []
+    if execution.handoffs:
+        handles.append(Line2D([], [], color="black", marker=r"$\rightarrow$", linestyle="none",
+                              markersize=10, label="handoff"))
+    results = {gate.result for gate in execution.gates}
+    if "pass" in results:
+        handles.append(Line2D([], [], color="black", marker="o", linestyle="none",
+                              label="gate passed"))
+    if results - {"pass"}:
+        handles.append(Line2D([], [], color=OVERRUN, marker="X", linestyle="none",
+                              label="gate failed"))
+    if handles:
+        ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.8)
     ax.set_xlabel("seconds since the execution started")
     ax.set_title(f"Who worked when: {execution.workflow}")
     ax.grid(axis="x", alpha=0.3)
