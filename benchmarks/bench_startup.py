@@ -37,7 +37,7 @@ def _env(active: bool) -> dict[str, str]:
 def _once(code: str, active: bool) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env=_env(active), check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
