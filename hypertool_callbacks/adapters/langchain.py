@@ -8,11 +8,10 @@ strict mode, our own errors, ever reaches the application.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler
@@ -23,7 +22,6 @@ from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
 if TYPE_CHECKING:
     from hypertool_callbacks.context.tracker import Tracker
 
-F = TypeVar("F", bound=Callable[..., None])
 
 HANDOFF_PREFIXES = ("transfer_back_to_", "transfer_to_")
 # LangGraph control flow travels as exceptions; these are not failures.
@@ -50,22 +48,6 @@ def _asks_buggy_llm_start(frame: FrameType) -> bool:
     if frame.f_code.co_name == "<listcomp>" and frame.f_back is not None:
         frame = frame.f_back
     return frame.f_code is _BUGGY_LLM_START
-
-
-def _guarded(method: F) -> F:
-    @functools.wraps(method)
-    def wrapper(self: HypertoolCallbackHandler, *args: Any, **kwargs: Any) -> None:
-        try:
-            method(self, *args, **kwargs)
-        except TokenBudgetExceeded:
-            raise
-        except Exception as exc:
-            tracker = self.tracker
-            if tracker.config.strict:
-                raise
-            tracker.internal_error(f"langchain.{method.__name__}", exc)
-
-    return cast(F, wrapper)
 
 
 def _name(serialized: Any, kwargs: Mapping[str, Any], default: str) -> str:
@@ -240,13 +222,21 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
     @property
     def raise_error(self) -> bool:  # type: ignore[override]
         """Let LangChain re-raise only what we raise on purpose (budget) or in strict mode."""
-        config = self.tracker.config
+        config = self._tracker.config
         return config.strict or config.on_budget_exceeded == "raise"
+
+    def _failed(self, where: str, exc: Exception) -> None:
+        """Every callback's guard (inline, not a decorator: a wrapper frame repacking the
+        arguments would cost more than most callbacks): our own failures are counted and
+        swallowed; a spent budget (when configured to raise) and strict mode re-raise."""
+        if isinstance(exc, TokenBudgetExceeded) or self._tracker.config.strict:
+            raise exc
+        self._tracker.internal_error(f"langchain.{where}", exc)
 
     def _start(self, kind: RunKind, serialized: Any, inputs: Any, run_id: UUID,
                parent_run_id: UUID | None, tags: Any, metadata: Any,
                kwargs: Mapping[str, Any], **extra: Any) -> None:
-        self.tracker.start(RunStart(
+        self._tracker.start(RunStart(
             run_id=run_id, parent_id=parent_run_id, kind=kind,
             name=_name(serialized, kwargs, kind.value), tags=_tags(tags),
             metadata=_metadata(metadata), inputs=inputs, **extra,
@@ -267,27 +257,33 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
         if error is None:
             name = None
             if tool:
-                run = self.tracker.get_run(run_id)
+                run = self._tracker.get_run(run_id)
                 name = run.name if run is not None else None
             extra["handoffs"] = handoff_targets(name, outputs) if (name or not tool) else ()
-        self.tracker.end(RunEnd(run_id, outputs=outputs, error=error, **extra))
+        self._tracker.end(RunEnd(run_id, outputs=outputs, error=error, **extra))
 
     # -- chains (incl. LangGraph graphs and nodes) -------------------------------------------
 
-    @_guarded
     def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
                        parent_run_id: UUID | None = None, tags: list[str] | None = None,
                        metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._start(RunKind.CHAIN, serialized, inputs, run_id, parent_run_id, tags, metadata,
-                    kwargs)
+        try:
+            self._start(RunKind.CHAIN, serialized, inputs, run_id, parent_run_id, tags, metadata,
+                        kwargs)
+        except Exception as exc:
+            self._failed("on_chain_start", exc)
 
-    @_guarded
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, outputs)
+        try:
+            self._end(run_id, outputs)
+        except Exception as exc:
+            self._failed("on_chain_end", exc)
 
-    @_guarded
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, error=error)
+        try:
+            self._end(run_id, error=error)
+        except Exception as exc:
+            self._failed("on_chain_error", exc)
 
     # -- LLMs ------------------------------------------------------------------------------
 
@@ -306,73 +302,94 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
             system_prompt=system_prompt,
         )
 
-    @_guarded
     def on_chat_model_start(self, serialized: dict[str, Any] | None, messages: Any, *,
                             run_id: UUID, parent_run_id: UUID | None = None,
                             tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
                             **kwargs: Any) -> None:
-        self._llm_start(serialized, messages, run_id, parent_run_id, tags, metadata, kwargs,
-                        _system_prompt(messages))
+        try:
+            self._llm_start(serialized, messages, run_id, parent_run_id, tags, metadata, kwargs,
+                            _system_prompt(messages))
+        except Exception as exc:
+            self._failed("on_chat_model_start", exc)
 
-    @_guarded
     def on_llm_start(self, serialized: dict[str, Any] | None, prompts: list[str], *,
                      run_id: UUID, parent_run_id: UUID | None = None,
                      tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
                      **kwargs: Any) -> None:
-        self._llm_start(serialized, prompts, run_id, parent_run_id, tags, metadata, kwargs, None)
+        try:
+            self._llm_start(serialized, prompts, run_id, parent_run_id, tags, metadata, kwargs,
+                            None)
+        except Exception as exc:
+            self._failed("on_llm_start", exc)
 
-    @_guarded
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self.tracker.first_token(run_id)
+        try:
+            self._tracker.first_token(run_id)
+        except Exception as exc:
+            self._failed("on_llm_new_token", exc)
 
-    @_guarded
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         try:
-            usage, model = usage_from_result(response)
-            calls = tool_call_ids(response)
-        except Exception as exc:  # an odd provider result must not leave the run open
-            if self.tracker.config.strict:
-                raise
-            self.tracker.internal_error("langchain.on_llm_end", exc)
-            usage, model, calls = None, None, ()
-        self._end(run_id, response, usage=usage, response_model=model, tool_call_ids=calls)
+            try:
+                usage, model = usage_from_result(response)
+                calls = tool_call_ids(response)
+            except Exception as exc:  # an odd provider result must not leave the run open
+                self._failed("on_llm_end", exc)
+                usage, model, calls = None, None, ()
+            self._end(run_id, response, usage=usage, response_model=model, tool_call_ids=calls)
+        except Exception as exc:
+            self._failed("on_llm_end", exc)
 
-    @_guarded
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, error=error)
+        try:
+            self._end(run_id, error=error)
+        except Exception as exc:
+            self._failed("on_llm_error", exc)
 
     # -- tools and retrievers ----------------------------------------------------------------
 
-    @_guarded
     def on_tool_start(self, serialized: dict[str, Any] | None, input_str: str, *, run_id: UUID,
                       parent_run_id: UUID | None = None, tags: list[str] | None = None,
                       metadata: dict[str, Any] | None = None, inputs: Any = None,
                       **kwargs: Any) -> None:
-        call_id = kwargs.get("tool_call_id")
-        self._start(RunKind.TOOL, serialized, inputs if inputs is not None else input_str,
-                    run_id, parent_run_id, tags, metadata, kwargs,
-                    tool_call_id=call_id if isinstance(call_id, str) and call_id else None)
+        try:
+            call_id = kwargs.get("tool_call_id")
+            self._start(RunKind.TOOL, serialized, inputs if inputs is not None else input_str,
+                        run_id, parent_run_id, tags, metadata, kwargs,
+                        tool_call_id=call_id if isinstance(call_id, str) and call_id else None)
+        except Exception as exc:
+            self._failed("on_tool_start", exc)
 
-    @_guarded
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, output, tool=True)
+        try:
+            self._end(run_id, output, tool=True)
+        except Exception as exc:
+            self._failed("on_tool_end", exc)
 
-    @_guarded
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, error=error, tool=True)
+        try:
+            self._end(run_id, error=error, tool=True)
+        except Exception as exc:
+            self._failed("on_tool_error", exc)
 
-    @_guarded
     def on_retriever_start(self, serialized: dict[str, Any] | None, query: str, *,
                            run_id: UUID, parent_run_id: UUID | None = None,
                            tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
                            **kwargs: Any) -> None:
-        self._start(RunKind.RETRIEVER, serialized, query, run_id, parent_run_id, tags, metadata,
-                    kwargs)
+        try:
+            self._start(RunKind.RETRIEVER, serialized, query, run_id, parent_run_id, tags, metadata,
+                        kwargs)
+        except Exception as exc:
+            self._failed("on_retriever_start", exc)
 
-    @_guarded
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, documents)
+        try:
+            self._end(run_id, documents)
+        except Exception as exc:
+            self._failed("on_retriever_end", exc)
 
-    @_guarded
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, error=error)
+        try:
+            self._end(run_id, error=error)
+        except Exception as exc:
+            self._failed("on_retriever_error", exc)

@@ -86,7 +86,10 @@ class Tracker:
         self._listener_cache: dict[str, list[tuple[Sink, Callable[[Any], None]]]] = {}
         self._listener_key: tuple[int, int] | None = None
         self._hint = PersonaHint()  # one hint when most calls have persona 'unknown'
-        for status in [*self.budgets.limits(), *self.cost_budgets.limits()]:
+        limits = [*self.budgets.limits(), *self.cost_budgets.limits()]
+        # No budget configured (the common case): no budget bookkeeping on any event.
+        self._budgeted = bool(limits)
+        for status in limits:
             self._notify([("on_budget", status)])
 
     # -- public API used by adapters -------------------------------------------------------
@@ -108,7 +111,7 @@ class Tracker:
                 run = self._new_run(event, parent, now_ns, now)
                 notes.extend(("on_gate", v) for v in self._gate_attempts.started(run))
                 self._act(run, now, now_ns, notes)
-                if run.kind is RunKind.LLM:
+                if run.kind is RunKind.LLM and self._budgeted:
                     spent = self._check_budget(run, now, notes)
                 if run.kind in (RunKind.LLM, RunKind.TOOL) and not self._hint.done:
                     self._hint.call(run.persona == UNKNOWN)
@@ -385,8 +388,9 @@ class Tracker:
             state.since = None
         if root.thread_id is None:  # keyed by the root run: it is over
             self._executions.pop(root.execution, None)
-            self.budgets.end_execution(root.execution)
-            self.cost_budgets.end_execution(root.execution)
+            if self._budgeted:
+                self.budgets.end_execution(root.execution)
+                self.cost_budgets.end_execution(root.execution)
 
     def _estimate(self, run: Run, event: RunEnd) -> Usage | None:
         if not self.config.estimate_missing_usage:
@@ -414,23 +418,30 @@ class Tracker:
 
     # -- sink dispatch ---------------------------------------------------------------------
 
-    def _listeners(self, method: str) -> list[tuple[Sink, Callable[[Any], None]]]:
-        """The sinks that implement ``method`` (not the base no-op), with the bound method;
-        cached, and rebuilt if ``self.sinks`` is replaced or changes length."""
+    def _listener_table(self) -> dict[str, list[tuple[Sink, Callable[[Any], None]]]]:
+        """Per sink method, the sinks that implement it (not the base no-op) with the bound
+        method; rebuilt if ``self.sinks`` is replaced or changes length. Checked once per
+        dispatch, not per note."""
         key = (id(self.sinks), len(self.sinks))
         if self._listener_key != key:
             self._listener_cache, self._listener_key = {}, key
-        found = self._listener_cache.get(method)
-        if found is None:
-            base = getattr(Sink, method)
-            bound = [(sink, getattr(sink, method)) for sink in self.sinks]
-            found = [(sink, fn) for sink, fn in bound if getattr(fn, "__func__", None) is not base]
-            self._listener_cache[method] = found
+        return self._listener_cache
+
+    def _listeners_of(self, table: dict[str, list[tuple[Sink, Callable[[Any], None]]]],
+                      method: str) -> list[tuple[Sink, Callable[[Any], None]]]:
+        base = getattr(Sink, method)
+        bound = [(sink, getattr(sink, method)) for sink in self.sinks]
+        found = [(sink, fn) for sink, fn in bound if getattr(fn, "__func__", None) is not base]
+        table[method] = found
         return found
 
     def _notify(self, notes: list[_Note]) -> None:
+        table = self._listener_table()
         for method, arg in notes:
-            for sink, handler in self._listeners(method):
+            listeners = table.get(method)
+            if listeners is None:
+                listeners = self._listeners_of(table, method)
+            for sink, handler in listeners:
                 try:
                     handler(arg)
                 except Exception as exc:
