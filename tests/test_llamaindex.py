@@ -16,12 +16,12 @@ from llama_index.core.tools import FunctionTool
 from llama_index.core.workflow import StartEvent, StopEvent, Workflow, step
 
 from hypertool_callbacks.adapters import llamaindex
-from hypertool_callbacks.context.runs import Run, Status
-from hypertool_callbacks.context.sink import Sink
+from hypertool_callbacks.context.runs import Status
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.events import RunKind
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.llama_support import ScriptedAgentLLM, UsageLLM
+from tests.test_langfuse import Recorder
 
 TOKENS = "hypertool_persona_tokens_used_total"
 CALLS = "hypertool_llm_requests_total"
@@ -33,39 +33,24 @@ MISSING = "hypertool_llm_usage_missing_total"
 USER = [ChatMessage(role="user", content="hi")]
 
 
-class Ended(Sink):
-    """Records every run when it ends."""
-
-    name = "ended"
-
-    def __init__(self) -> None:
-        self.runs: list[Run] = []
-
-    def on_run_end(self, run: Run) -> None:
-        self.runs.append(run)
-
-    def kinds(self, kind: RunKind) -> list[Run]:
-        return [r for r in self.runs if r.kind is kind]
+@pytest.fixture
+def ended() -> Recorder:
+    return Recorder()
 
 
 @pytest.fixture
-def ended() -> Ended:
-    return Ended()
-
-
-@pytest.fixture
-def tracker(make_tracker: Callable[..., Tracker], registry: Any, ended: Ended,
+def tracker(make_tracker: Callable[..., Tracker], registry: Any, ended: Recorder,
             attach_tracker: Callable[[Tracker], Tracker]) -> Tracker:
     return attach_tracker(make_tracker(sinks=[ended, PrometheusSink(registry)]))
 
 
 def test_chat_is_one_llm_call_with_usage_and_model(
-        tracker: Tracker, ended: Ended, sample: Callable[..., float]) -> None:
+        tracker: Tracker, ended: Recorder, sample: Callable[..., float]) -> None:
     llm = UsageLLM(tokens=(7, 3))
     assert llm.chat(USER).message.content == "the answer"  # chat -> complete inside
     asyncio.run(llm.achat(USER))  # achat -> chat -> complete
 
-    (first, second) = ended.kinds(RunKind.LLM)
+    (first, second) = ended.of_kind(RunKind.LLM)
     assert first.name == "UsageLLM" and first.model == "usage-llm-1"
     assert first.response_model == "usage-llm-1-2025"
     assert first.usage is not None and (first.usage.input_tokens, first.usage.output_tokens) \
@@ -78,7 +63,7 @@ def test_chat_is_one_llm_call_with_usage_and_model(
 
 
 def test_streaming_records_first_token_and_final_chunk_usage(
-        tracker: Tracker, ended: Ended, sample: Callable[..., float]) -> None:
+        tracker: Tracker, ended: Recorder, sample: Callable[..., float]) -> None:
     llm = UsageLLM(text="one two three", tokens=(5, 3))
     chunks = [c.delta for c in llm.stream_chat(USER)]
     assert chunks == ["one", "two", "three"]
@@ -88,7 +73,7 @@ def test_streaming_records_first_token_and_final_chunk_usage(
         return [c.delta or "" async for c in stream]
 
     assert asyncio.run(consume()) == ["one", "two", "three"]
-    runs = ended.kinds(RunKind.LLM)
+    runs = ended.of_kind(RunKind.LLM)
     assert len(runs) == 2
     for run in runs:
         assert run.first_token_mono is not None and run.usage is not None
@@ -98,11 +83,11 @@ def test_streaming_records_first_token_and_final_chunk_usage(
                   persona="unknown") == 2
 
 
-def test_stream_closed_early_is_cancelled(tracker: Tracker, ended: Ended) -> None:
+def test_stream_closed_early_is_cancelled(tracker: Tracker, ended: Recorder) -> None:
     stream = UsageLLM(text="one two three").stream_chat(USER)
     next(stream)
     stream.close()
-    (run,) = ended.kinds(RunKind.LLM)
+    (run,) = ended.of_kind(RunKind.LLM)
     assert run.status is Status.CANCELLED
 
 
@@ -114,7 +99,7 @@ def test_missing_usage_is_counted(tracker: Tracker, sample: Callable[..., float]
 
 
 def test_query_has_retrieve_and_synthesize_stages_and_one_llm_call(
-        tracker: Tracker, ended: Ended, sample: Callable[..., float]) -> None:
+        tracker: Tracker, ended: Recorder, sample: Callable[..., float]) -> None:
     embed = MockEmbedding(embed_dim=8)
     index = VectorStoreIndex.from_documents(
         [Document(text="Paris is in France."), Document(text="Rome is in Italy.")],
@@ -125,7 +110,7 @@ def test_query_has_retrieve_and_synthesize_stages_and_one_llm_call(
     assert str(response) == "the answer"
     root = next(r for r in ended.runs if r.parent is None)
     assert root.name == "RetrieverQueryEngine" and root.workflow == "RetrieverQueryEngine"
-    by_kind = {kind: ended.kinds(kind) for kind in RunKind}
+    by_kind = {kind: ended.of_kind(kind) for kind in RunKind}
     assert len(by_kind[RunKind.LLM]) == 1
     assert len(by_kind[RunKind.RETRIEVER]) == 1 and len(by_kind[RunKind.EMBEDDING]) == 1
     (retrieve,) = by_kind[RunKind.RETRIEVER]
@@ -154,7 +139,7 @@ def _tools() -> list[FunctionTool]:
 
 
 def test_lone_function_agent_is_its_persona_and_a_raising_tool_is_an_error(
-        tracker: Tracker, ended: Ended, sample: Callable[..., float]) -> None:
+        tracker: Tracker, ended: Recorder, sample: Callable[..., float]) -> None:
     llm = ScriptedAgentLLM(script=[("add", {"a": 2, "b": 3}), ("explode", {}), "five"],
                            tokens=(11, 2))
     agent = FunctionAgent(name="calculator", description="adds", llm=llm, tools=_tools())
@@ -166,9 +151,9 @@ def test_lone_function_agent_is_its_persona_and_a_raising_tool_is_an_error(
     root = next(r for r in ended.runs if r.parent is None)
     assert root.name == "calculator" and root.workflow == "calculator"
     assert root.status is Status.OK
-    tools = {r.name: r for r in ended.kinds(RunKind.TOOL)}
+    tools = {r.name: r for r in ended.of_kind(RunKind.TOOL)}
     assert tools["add"].status is Status.OK and tools["explode"].status is Status.ERROR
-    assert {r.persona for r in ended.kinds(RunKind.LLM)} == {"calculator"}
+    assert {r.persona for r in ended.of_kind(RunKind.LLM)} == {"calculator"}
     assert sample(TOOLS, tool="add", persona="calculator", status="ok") == 1
     assert sample(TOOLS, tool="explode", persona="calculator", status="error") == 1
     assert sample(TOKENS, persona="calculator", model="scripted", token_type="input") == 33
@@ -194,7 +179,7 @@ def _team() -> tuple[AgentWorkflow, list[ScriptedAgentLLM]]:
 
 
 def test_agent_workflow_personas_handoffs_tokens_and_tools_run_twice(
-        tracker: Tracker, ended: Ended, sample: Callable[..., float]) -> None:
+        tracker: Tracker, ended: Recorder, sample: Callable[..., float]) -> None:
     workflow, _ = _team()
 
     async def run() -> list[str]:
@@ -245,18 +230,18 @@ class Pipeline(Workflow):
         return StopEvent(result=str(await llm.acomplete("plan it")))
 
 
-def test_workflow_steps_are_stages(tracker: Tracker, ended: Ended,
+def test_workflow_steps_are_stages(tracker: Tracker, ended: Recorder,
                                    sample: Callable[..., float]) -> None:
     async def run() -> str:
         return str(await Pipeline(timeout=10).run())
 
     assert asyncio.run(run()) == "the answer"
-    (llm,) = ended.kinds(RunKind.LLM)
+    (llm,) = ended.of_kind(RunKind.LLM)
     assert llm.stage == "plan" and llm.workflow == "Pipeline"
     assert sample(STAGES, workflow="Pipeline", stage="plan", persona="unknown") == 1
 
 
-def test_concurrent_queries_keep_their_trees_apart(tracker: Tracker, ended: Ended) -> None:
+def test_concurrent_queries_keep_their_trees_apart(tracker: Tracker, ended: Recorder) -> None:
     index = VectorStoreIndex.from_documents([Document(text="x")],
                                             embed_model=MockEmbedding(embed_dim=4))
     engine = index.as_query_engine(llm=UsageLLM())

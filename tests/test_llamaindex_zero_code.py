@@ -4,14 +4,13 @@ llama-index-core) and with both frameworks installed."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector
+
+from tests.test_zero_code import _run as run_app
 
 APPS = Path(__file__).parent / "apps"
 APP = APPS / "plain_llamaindex_app.py"
@@ -20,18 +19,9 @@ CLI = Path(sys.executable).parent / "hypertool-callbacks"
 
 
 def _run(command: list[str], tmp_path: Path, **env: str) -> tuple[CollectorRegistry, str]:
-    metrics_dir = tmp_path / "metrics"
-    metrics_dir.mkdir()
-    child_env = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("HYPERTOOL_", "PROMETHEUS_", "OTEL_", "LANGFUSE_"))}
-    child_env.update(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), **env)
-    done = subprocess.run(command, env=child_env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=180)
-    assert done.returncode == 0, done.stderr
-    assert "team: done" in done.stdout and "Query: hi?" in done.stdout  # the app's own output
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(metrics_dir))
-    return registry, done.stdout
+    registry, stdout = run_app(command, tmp_path, **env)
+    assert "team: done" in stdout and "Query: hi?" in stdout  # the app's own output
+    return registry, stdout
 
 
 def _assert_observed(registry: CollectorRegistry) -> None:
