@@ -2,7 +2,7 @@
 
 A :class:`HypertoolSpanHandler` and a :class:`HypertoolEventHandler` on LlamaIndex's root
 dispatcher (``llama_index.core.instrumentation``) see every span LlamaIndex opens. Only the
-spans that are units of work become runs (see :mod:`.llamaindex_spans`); the others are
+spans that are units of work become runs (see :mod:`.llamaindex_units`); the others are
 transparent, and their children are attached to the nearest run above them.
 
 * LLM calls: the **outermost** ``chat``/``complete``/``stream_*``/``a*`` span of an LLM.

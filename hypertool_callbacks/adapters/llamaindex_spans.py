@@ -12,16 +12,17 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.base.base_query_engine import BaseQueryEngine
-from llama_index.core.base.base_retriever import BaseRetriever
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.base.llms.base import BaseLLM
-from llama_index.core.chat_engine.types import BaseChatEngine
-from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.response_synthesizers.base import BaseSynthesizer
-from llama_index.core.tools.types import BaseTool
 from llama_index.core.workflow import Workflow
 
+from hypertool_callbacks.adapters.llamaindex_units import (
+    classify,
+    inputs_of,
+    is_agent,
+    is_agent_workflow,
+    parameters_of,
+    system_prompt_of,
+    unit_name,
+)
 from hypertool_callbacks.adapters.llamaindex_usage import (
     provider_of,
     request_model,
@@ -39,33 +40,11 @@ from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
 if TYPE_CHECKING:
     from hypertool_callbacks.context.tracker import Tracker
 
-_LLM_CALLS = frozenset({"chat", "achat", "stream_chat", "astream_chat", "complete", "acomplete",
-                        "stream_complete", "astream_complete"})
-_EMBED_CALLS = frozenset({"get_query_embedding", "aget_query_embedding", "get_text_embedding",
-                          "aget_text_embedding", "get_text_embedding_batch",
-                          "aget_text_embedding_batch", "get_agg_embedding_from_queries",
-                          "aget_agg_embedding_from_queries"})
-# (base class, methods, run kind, role); first match wins.
-_UNITS: tuple[tuple[type, frozenset[str], RunKind, str], ...] = (
-    (BaseLLM, _LLM_CALLS, RunKind.LLM, "llm"),
-    (BaseEmbedding, _EMBED_CALLS, RunKind.EMBEDDING, "embedding"),
-    (BaseTool, frozenset({"call", "acall", "__call__"}), RunKind.TOOL, "tool"),
-    (BaseRetriever, frozenset({"retrieve", "aretrieve"}), RunKind.RETRIEVER, "retrieve"),
-    (BaseQueryEngine, frozenset({"query", "aquery"}), RunKind.CHAIN, "query"),
-    (BaseSynthesizer, frozenset({"synthesize", "asynthesize"}), RunKind.CHAIN, "synthesize"),
-    (BaseChatEngine, frozenset({"chat", "achat", "stream_chat", "astream_chat"}), RunKind.CHAIN,
-     "chat"),
-    (BaseNodePostprocessor, frozenset({"postprocess_nodes", "apostprocess_nodes"}),
-     RunKind.CHAIN, "rerank"),
-)
-# Phases of a top-level query that are its stages.
 _QUERY_STAGES = {"retrieve": "retrieve", "synthesize": "synthesize", "rerank": "rerank"}
 _STEP_TAG = "llamaindex.step.input_event"
 _HANDOFF_TOOL = "handoff"
-_PARAMS = ("temperature", "max_tokens", "top_p", "top_k", "seed")
 _CANCELLATIONS = frozenset({"GeneratorExit", "CancelledError", "WorkflowCancelledByUser"})
 _MAX_SPANS = 50_000
-_MAX_PROMPT_CHARS = 20_000
 
 
 class ToolCallFailed(RuntimeError):
@@ -160,7 +139,7 @@ class Bridge:
             self.tracker.start(RunStart(id_, None, RunKind.CHAIN, "duplicate"))  # counted
             return
         owner, method = _method(id_)
-        unit = _classify(instance, method)
+        unit = classify(instance, method)
         arguments = bound_args.arguments if bound_args is not None else {}
         if unit is None and instance is None and isinstance(tags, dict) and _STEP_TAG in tags:
             self._step(id_, owner, method, parent, arguments)
@@ -201,7 +180,7 @@ class Bridge:
         agent = parent.agent if parent else None
         metadata: dict[str, Any] = {AGENT_KEY: agent} if agent else {}
         tags: tuple[str, ...] = ()
-        name = _name(instance, role)
+        name = unit_name(instance, role)
         stage, wrapper = _QUERY_STAGES.get(role), None
         if stage and parent is not None and parent.role == "query" and parent.flow is None:
             query_run = self.tracker.get_run(parent.run_id) if parent.run_id else None
@@ -218,12 +197,12 @@ class Bridge:
                                                 metadata={**metadata, **node}))
                     parent_run = wrapper
         start = RunStart(id_, parent_run, kind, name, tags=tags, metadata=metadata,
-                         inputs=_inputs(kind, arguments))
+                         inputs=inputs_of(kind, arguments))
         if kind in (RunKind.LLM, RunKind.EMBEDDING):
             start.model, start.provider = request_model(instance), provider_of(instance)
         if kind is RunKind.LLM:
-            start.parameters = _parameters(instance)
-            start.system_prompt = _system_prompt(arguments, instance)
+            start.parameters = parameters_of(instance)
+            start.system_prompt = system_prompt_of(arguments, instance)
             with self._lock:
                 self._llms[id_] = _Llm(id_, instance_id, parent_run)
         handoff = None
@@ -245,11 +224,11 @@ class Bridge:
                     llm.aliases.append(id_)
 
     def _workflow(self, id_: str, instance: Any, parent: _Span | None, owner: str) -> None:
-        agent_name = _text(getattr(instance, "name", None)) if _is_agent(instance) else None
+        agent_name = _text(getattr(instance, "name", None)) if is_agent(instance) else None
         name = agent_name or owner or type(instance).__name__
         parent_run = parent.run_id if parent else None
         flow = _Flow(id_, top_level=parent_run is None,
-                     agentic=agent_name is not None or _is_agent_workflow(instance))
+                     agentic=agent_name is not None or is_agent_workflow(instance))
         agent = parent.agent if parent else None
         self._remember(id_, _Span(id_, True, RunKind.CHAIN, id(instance), agent, flow,
                                   "workflow", name))
@@ -401,94 +380,3 @@ def _ending(run_id: str, outputs: Any, error: BaseException | None) -> RunEnd:
     if error is not None and type(error).__name__ in _CANCELLATIONS:
         return RunEnd(run_id, outputs=outputs, cancelled=True)
     return RunEnd(run_id, outputs=outputs, error=error)
-
-
-_CLASSIFIED: dict[tuple[type, str], tuple[RunKind, str] | None] = {}
-
-
-def _classify(instance: Any, method: str) -> tuple[RunKind, str] | None:
-    if instance is None:
-        return None
-    # isinstance() against these ABCs costs ~1 us each: the answer per class and method is
-    # cached (bounded by the classes and methods of the app).
-    key = (type(instance), method)
-    try:
-        return _CLASSIFIED[key]
-    except KeyError:
-        pass
-    found = next(((kind, role) for base, methods, kind, role in _UNITS
-                  if method in methods and isinstance(instance, base)), None)
-    if len(_CLASSIFIED) < 10_000:
-        _CLASSIFIED[key] = found
-    return found
-
-
-def _is_agent(instance: Any) -> bool:
-    from llama_index.core.agent.workflow import BaseWorkflowAgent
-
-    return isinstance(instance, BaseWorkflowAgent)
-
-
-def _is_agent_workflow(instance: Any) -> bool:
-    from llama_index.core.agent.workflow import AgentWorkflow
-
-    return isinstance(instance, AgentWorkflow)
-
-
-def _name(instance: Any, role: str) -> str:
-    if role == "tool":
-        try:
-            name = instance.metadata.get_name()
-        except Exception:
-            name = None
-        if isinstance(name, str) and name:
-            return name
-    return type(instance).__name__
-
-
-
-def _inputs(kind: RunKind, arguments: dict[str, Any]) -> Any:
-    if kind is RunKind.LLM:
-        if "messages" in arguments:
-            return arguments["messages"]
-        prompt = arguments.get("prompt")
-        args = arguments.get("args")  # llm_completion_callback's wrapper takes *args
-        if prompt is None and isinstance(args, tuple) and args:
-            prompt = args[0]
-        return [prompt] if prompt is not None else None
-    if kind is RunKind.TOOL:
-        kwargs = arguments.get("kwargs")
-        if isinstance(kwargs, dict):  # without the workflow Context a handoff tool receives
-            return {k: v for k, v in kwargs.items() if k != "ctx"}
-        return arguments.get("input", arguments.get("args"))
-    for key in ("str_or_query_bundle", "query", "query_bundle", "message", "text", "texts",
-                "nodes"):
-        if key in arguments:
-            return arguments[key]
-    return None
-
-
-def _parameters(llm: Any) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key in _PARAMS:
-        value = getattr(llm, key, None)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            found[key] = value
-    return found
-
-
-def _system_prompt(arguments: dict[str, Any], llm: Any) -> str | None:
-    parts: list[str] = []
-    messages = arguments.get("messages")
-    if isinstance(messages, list | tuple):
-        for message in messages:
-            role = getattr(message, "role", None)
-            if getattr(role, "value", role) == "system":
-                content = getattr(message, "content", None)
-                if isinstance(content, str):
-                    parts.append(content)
-    own = getattr(llm, "system_prompt", None)
-    if isinstance(own, str):
-        parts.append(own)
-    text = " ".join(parts)
-    return text[:_MAX_PROMPT_CHARS] or None

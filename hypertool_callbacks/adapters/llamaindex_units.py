@@ -1,0 +1,127 @@
+"""Which LlamaIndex spans are units of work (runs), and what a run's start says about them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_index.core.base.base_query_engine import BaseQueryEngine
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.base.llms.base import BaseLLM
+from llama_index.core.chat_engine.types import BaseChatEngine
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.response_synthesizers.base import BaseSynthesizer
+from llama_index.core.tools.types import BaseTool
+
+from hypertool_callbacks.events import RunKind
+
+_LLM_CALLS = frozenset({"chat", "achat", "stream_chat", "astream_chat", "complete", "acomplete",
+                        "stream_complete", "astream_complete"})
+_EMBED_CALLS = frozenset({"get_query_embedding", "aget_query_embedding", "get_text_embedding",
+                          "aget_text_embedding", "get_text_embedding_batch",
+                          "aget_text_embedding_batch", "get_agg_embedding_from_queries",
+                          "aget_agg_embedding_from_queries"})
+# (base class, methods, run kind, role); first match wins.
+_UNITS: tuple[tuple[type, frozenset[str], RunKind, str], ...] = (
+    (BaseLLM, _LLM_CALLS, RunKind.LLM, "llm"),
+    (BaseEmbedding, _EMBED_CALLS, RunKind.EMBEDDING, "embedding"),
+    (BaseTool, frozenset({"call", "acall", "__call__"}), RunKind.TOOL, "tool"),
+    (BaseRetriever, frozenset({"retrieve", "aretrieve"}), RunKind.RETRIEVER, "retrieve"),
+    (BaseQueryEngine, frozenset({"query", "aquery"}), RunKind.CHAIN, "query"),
+    (BaseSynthesizer, frozenset({"synthesize", "asynthesize"}), RunKind.CHAIN, "synthesize"),
+    (BaseChatEngine, frozenset({"chat", "achat", "stream_chat", "astream_chat"}), RunKind.CHAIN,
+     "chat"),
+    (BaseNodePostprocessor, frozenset({"postprocess_nodes", "apostprocess_nodes"}),
+     RunKind.CHAIN, "rerank"),
+)
+_PARAMS = ("temperature", "max_tokens", "top_p", "top_k", "seed")
+_MAX_PROMPT_CHARS = 20_000
+_CLASSIFIED: dict[tuple[type, str], tuple[RunKind, str] | None] = {}
+
+
+def classify(instance: Any, method: str) -> tuple[RunKind, str] | None:
+    if instance is None:
+        return None
+    # isinstance() against these ABCs costs ~1 us each: the answer per class and method is
+    # cached (bounded by the classes and methods of the app).
+    key = (type(instance), method)
+    try:
+        return _CLASSIFIED[key]
+    except KeyError:
+        pass
+    found = next(((kind, role) for base, methods, kind, role in _UNITS
+                  if method in methods and isinstance(instance, base)), None)
+    if len(_CLASSIFIED) < 10_000:
+        _CLASSIFIED[key] = found
+    return found
+
+
+def is_agent(instance: Any) -> bool:
+    from llama_index.core.agent.workflow import BaseWorkflowAgent
+
+    return isinstance(instance, BaseWorkflowAgent)
+
+
+def is_agent_workflow(instance: Any) -> bool:
+    from llama_index.core.agent.workflow import AgentWorkflow
+
+    return isinstance(instance, AgentWorkflow)
+
+
+def unit_name(instance: Any, role: str) -> str:
+    if role == "tool":
+        try:
+            name = instance.metadata.get_name()
+        except Exception:
+            name = None
+        if isinstance(name, str) and name:
+            return name
+    return type(instance).__name__
+
+
+
+def inputs_of(kind: RunKind, arguments: dict[str, Any]) -> Any:
+    if kind is RunKind.LLM:
+        if "messages" in arguments:
+            return arguments["messages"]
+        prompt = arguments.get("prompt")
+        args = arguments.get("args")  # llm_completion_callback's wrapper takes *args
+        if prompt is None and isinstance(args, tuple) and args:
+            prompt = args[0]
+        return [prompt] if prompt is not None else None
+    if kind is RunKind.TOOL:
+        kwargs = arguments.get("kwargs")
+        if isinstance(kwargs, dict):  # without the workflow Context a handoff tool receives
+            return {k: v for k, v in kwargs.items() if k != "ctx"}
+        return arguments.get("input", arguments.get("args"))
+    for key in ("str_or_query_bundle", "query", "query_bundle", "message", "text", "texts",
+                "nodes"):
+        if key in arguments:
+            return arguments[key]
+    return None
+
+
+def parameters_of(llm: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key in _PARAMS:
+        value = getattr(llm, key, None)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            found[key] = value
+    return found
+
+
+def system_prompt_of(arguments: dict[str, Any], llm: Any) -> str | None:
+    parts: list[str] = []
+    messages = arguments.get("messages")
+    if isinstance(messages, list | tuple):
+        for message in messages:
+            role = getattr(message, "role", None)
+            if getattr(role, "value", role) == "system":
+                content = getattr(message, "content", None)
+                if isinstance(content, str):
+                    parts.append(content)
+    own = getattr(llm, "system_prompt", None)
+    if isinstance(own, str):
+        parts.append(own)
+    text = " ".join(parts)
+    return text[:_MAX_PROMPT_CHARS] or None
