@@ -40,6 +40,7 @@ from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
 if TYPE_CHECKING:
     from hypertool_callbacks.context.tracker import Tracker
 
+# Phases of a top-level query that are its stages.
 _QUERY_STAGES = {"retrieve": "retrieve", "synthesize": "synthesize", "rerank": "rerank"}
 _STEP_TAG = "llamaindex.step.input_event"
 _HANDOFF_TOOL = "handoff"
