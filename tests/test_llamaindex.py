@@ -310,3 +310,23 @@ def test_set_global_handler_rejects_our_name_as_the_readme_says() -> None:
 
     with pytest.raises(ValueError):
         set_global_handler("hypertool")
+
+
+def test_react_agent_hands_off_to_a_function_agent(
+        tracker: Tracker, sample: Callable[..., float]) -> None:
+    scout = ReActAgent(name="scout", description="scouts", llm=ScriptedAgentLLM(script=[
+        'Thought: over to the scribe.\nAction: handoff\n'
+        'Action Input: {"to_agent": "scribe", "reason": "found it"}'], tokens=(8, 1)))
+    scribe = FunctionAgent(name="scribe", description="writes",
+                           llm=ScriptedAgentLLM(script=["written"], tokens=(5, 2)))
+    workflow = AgentWorkflow(agents=[scout, scribe], root_agent="scout")
+
+    async def run() -> str:
+        return str(await workflow.run(user_msg="go"))
+
+    assert asyncio.run(run()) == "written"
+    pair = {"from_persona": "scout", "to_persona": "scribe", "workflow": "AgentWorkflow"}
+    assert sample(HANDOFFS, **pair) == 1 and sample(SWITCHES, **pair) == 1
+    assert sample(TOKENS, persona="scout", model="scripted", token_type="input") == 8
+    assert sample(TOKENS, persona="scribe", model="scripted", token_type="output") == 2
+    assert sample(TOOLS, tool="handoff", persona="scout", status="ok") == 1
