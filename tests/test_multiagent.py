@@ -625,8 +625,9 @@ class StartRecorder(BaseCallbackHandler):
 def test_persona_and_stage_are_resolved_once_per_run(
     make_tracker: MakeTracker, registry: CollectorRegistry,
 ) -> None:
-    """Every run is resolved exactly once, at its start: ends, tokens, errors and the
-    Command/ParentCommand bubbling never re-resolve ancestry or namespaces."""
+    """Every run is resolved at most once, at its start: ends, tokens, errors and the
+    Command/ParentCommand bubbling never re-resolve ancestry or namespaces. (Runs that
+    inherit everything and that no sink needs are folded into their parent, unresolved.)"""
     tracker = make_tracker()
     resolver = CountingResolver(tracker.config)
     tracker.resolver = resolver
@@ -636,7 +637,8 @@ def test_persona_and_stage_are_resolved_once_per_run(
         INPUT, config={"callbacks": [recorder, HypertoolCallbackHandler(tracker)]})
 
     assert len(recorder.started) == len(set(recorder.started)) > 40
-    assert set(resolver.calls) == set(recorder.started)
+    assert set(resolver.calls) <= set(recorder.started)
+    assert len(resolver.calls) > 20
     assert set(resolver.calls.values()) == {1}
     # Same metrics as without the counting subclass: the resolver was really the one used.
     assert switches(registry) == SUPERVISOR_SWITCHES

@@ -268,6 +268,9 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
                        parent_run_id: UUID | None = None, tags: list[str] | None = None,
                        metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         try:
+            if parent_run_id is not None and self._tracker.fold(
+                    run_id, parent_run_id, _tags(tags), _metadata(metadata)):
+                return  # inherits everything, and no sink needs it: a prompt, a parser...
             self._start(RunKind.CHAIN, serialized, inputs, run_id, parent_run_id, tags, metadata,
                         kwargs)
         except Exception as exc:
@@ -275,13 +278,15 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         try:
-            self._end(run_id, outputs)
+            if not self._tracker.unfold(run_id):
+                self._end(run_id, outputs)
         except Exception as exc:
             self._failed("on_chain_end", exc)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         try:
-            self._end(run_id, error=error)
+            if not self._tracker.unfold(run_id):
+                self._end(run_id, error=error)
         except Exception as exc:
             self._failed("on_chain_error", exc)
 

@@ -84,12 +84,55 @@ class Resolver:
         self.gates = BoundedLabels(cap, fixed=config.gates)
         self.models = BoundedLabels(cap, always=[UNKNOWN])
         self.tools = BoundedLabels(cap * 4)
+        self.has_rules = bool(self.persona_rules or self.stage_rules or self.gate_rules)
+
+    @staticmethod
+    def adds_nothing(tags: Sequence[str], metadata: Mapping[str, Any], parent: Run) -> bool:
+        """Whether a chain run with these tags and metadata would inherit everything from
+        ``parent``: no node or agent of its own, no explicit key its parent lacks. (Name rules
+        are not looked at: the caller checks that none are configured.)"""
+        inherited = parent.metadata
+        node = metadata.get(NODE_KEY)
+        if node is not None and (node != inherited.get(NODE_KEY) or is_node_run(tags, metadata)):
+            return False
+        if metadata.get(AGENT_KEY) != inherited.get(AGENT_KEY):
+            return False
+        for _, meta_key in _META_KEYS:
+            value = metadata.get(meta_key)
+            if value is not None and value != inherited.get(meta_key):
+                return False
+        parent_tags = parent.tags
+        for tag in tags:
+            if tag in parent_tags or not isinstance(tag, str):
+                continue
+            key, sep, _ = tag.partition(":")
+            if sep and key in EXPLICIT_KEYS:
+                return False
+        return True
 
     def _named(self, value: object) -> str | None:
         name = clean(value)
         return name if name and name not in self.generic else None
 
     def resolve(self, run: Run, parent: Run | None) -> None:
+        if (parent is not None and parent.persona != UNKNOWN and not self.has_rules
+                and run.requested_by is None
+                and (parent.agent is None or parent.persona == parent.agent
+                     or parent.persona_source is Source.EXPLICIT)
+                and self.adds_nothing(run.tags, run.metadata, parent)):
+            # The common case (a call inside a node or an agent, nothing new said): every
+            # value is the parent's, as the full resolution below would find (the persona
+            # would be the inherited explicit one, the parent's agent, or the parent's).
+            run.agent = parent.agent
+            run.persona, run.persona_source = parent.persona, Source.INHERITED
+            run.stage, run.stage_source, run.stage_run = (parent.stage, Source.INHERITED,
+                                                          parent.stage_run)
+            run.workflow = parent.workflow
+            scope = parent.extra.get("gate_scope")
+            if scope:
+                run.extra["gate_scope"] = scope
+            run.execution, run.thread_id = parent.execution, parent.thread_id
+            return
         node_run = run.is_node = is_node_run(run.tags, run.metadata)
         node = clean(run.metadata.get(NODE_KEY)) or ""
         if node_run and parent is not None:

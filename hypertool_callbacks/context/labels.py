@@ -9,10 +9,27 @@ OTHER = "other"
 MAX_LABEL_LENGTH = 64
 
 
+# clean() runs several times per run on the same few names: remember its answers (bounded:
+# past the cap, values are cleaned without being remembered).
+_CLEANED: dict[str, str | None] = {}
+_CLEANED_CAP = 4096
+
+
 def clean(value: object) -> str | None:
     """A usable label value, or None: a non-empty, printable, short string."""
     if not isinstance(value, str):
         return None
+    try:
+        return _CLEANED[value]
+    except KeyError:
+        pass
+    cleaned = _clean(value)
+    if len(_CLEANED) < _CLEANED_CAP and len(value) <= 256:
+        _CLEANED[value] = cleaned
+    return cleaned
+
+
+def _clean(value: str) -> str | None:
     text = value.strip()
     if not text:
         return None

@@ -23,6 +23,14 @@ from hypertool_callbacks.context.runs import Run
 class Sink:
     name = "sink"
 
+    def needs_run(self, parent: Run) -> bool:
+        """Whether this sink needs to see a child of ``parent`` that adds nothing to it (a
+        prompt template, a parser, a plain lambda: same persona, stage, node and agent).
+        When no sink does, the tracker folds such a run into its parent: no
+        ``on_run_start``/``on_run_end`` for it, and its children hang off ``parent``. A sink
+        that draws the run tree (spans, traces) answers True while it is drawing one."""
+        return True
+
     def on_run_start(self, run: Run) -> None:
         """A run started; persona, stage, workflow and agent are resolved."""
 

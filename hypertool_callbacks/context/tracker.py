@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -77,6 +77,9 @@ class Tracker:
         self.cost_budgets = BudgetBook(self.config.personas, self.config.max_executions, "usd")
         self.pricer = Pricer(self.config.prices)
         self._runs = RunTree(self.config.max_runs, self.config.run_ttl_seconds)
+        # Folded runs (see fold()): their id -> the run they inherit everything from.
+        self._aliases: dict[RunId, Run] = {}
+        self._foldable = not self.resolver.has_rules  # name rules could match any run
         self._executions: OrderedDict[str, _Execution] = OrderedDict()
         self._lock = threading.Lock()
         # Sweeps ride on events (no thread of our own): on a start or an end, when due.
@@ -94,6 +97,31 @@ class Tracker:
 
     # -- public API used by adapters -------------------------------------------------------
 
+    def fold(self, run_id: RunId, parent_id: RunId | None, tags: Sequence[str],
+             metadata: Mapping[str, Any]) -> bool:
+        """The cheap path for a chain run inside another (a prompt template, a parser, a
+        lambda) that would inherit everything from its parent and that no sink needs to see:
+        remember it as an alias of its parent and return True; the adapter then builds no
+        event for it, and ends it with :meth:`unfold`. False: start it as usual."""
+        if parent_id is None or not self._foldable:
+            return False
+        with self._lock:
+            parent = self._runs.get(parent_id) or self._aliases.get(parent_id)
+            if (parent is None or run_id in self._aliases
+                    or not self.resolver.adds_nothing(tags, metadata, parent)):
+                return False
+            for sink in self.sinks:
+                if sink.needs_run(parent):
+                    return False
+            if len(self._aliases) >= self._runs.max_runs:  # runs that never end: oldest go
+                del self._aliases[next(iter(self._aliases))]
+            self._aliases[run_id] = parent
+        return True
+
+    def unfold(self, run_id: RunId) -> bool:
+        """End a folded run: True if ``run_id`` was one (nothing else to do for it)."""
+        return self._aliases.pop(run_id, None) is not None
+
     def start(self, event: RunStart) -> None:
         """Record a run start. Raises only :class:`TokenBudgetExceeded` (when configured)."""
         now_ns, now = self.clock.wall_ns(), self.clock.monotonic()
@@ -104,7 +132,8 @@ class Tracker:
                 notes.append(("on_drop", "duplicate_run"))
                 run = None
             else:
-                parent = self._runs.get(event.parent_id) if event.parent_id else None
+                parent = (self._runs.get(event.parent_id) or self._aliases.get(event.parent_id)
+                          if event.parent_id else None)
                 if event.parent_id and parent is None:
                     # Parent never seen (handler attached mid-run) or evicted: a root now.
                     notes.append(("on_drop", "unknown_parent"))
@@ -407,6 +436,11 @@ class Tracker:
 
     def _evict(self, now_ns: int, now: float, everything: bool = False) -> list[_Note]:
         notes: list[_Note] = []
+        # A folded run whose parent is over will never end: forget it.
+        stale = [key for key, parent in self._aliases.items()
+                 if everything or parent.end_mono is not None]
+        for key in stale:
+            del self._aliases[key]
         for run in self._runs.evict(float("inf") if everything else now):
             run.end_ns, run.end_mono, run.status = now_ns, now, Status.EVICTED
             notes.append(("on_drop", "evicted"))

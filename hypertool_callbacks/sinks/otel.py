@@ -137,6 +137,10 @@ class OtelSink(Sink):
             provider = provider.resolve()
         return not isinstance(provider, _NO_RECORDING)
 
+    def needs_run(self, parent: Run) -> bool:
+        # Spans mirror the run tree; a tree that got no span (nothing recording) needs nothing.
+        return _SPAN in parent.extra
+
     def on_run_start(self, run: Run) -> None:
         parent_run = run.parent
         if parent_run is None:

@@ -126,6 +126,9 @@ class PrometheusSink(Sink):
              run: Run | None = None) -> None:
         self._child(metric, labels).inc(value, exemplar=self._exemplar(run))
 
+    def needs_run(self, parent: Run) -> bool:
+        return False  # a run that inherits everything adds no sample
+
     def on_run_end(self, run: Run) -> None:
         status = run.status.value
         if run.kind is RunKind.LLM:
