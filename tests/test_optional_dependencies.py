@@ -85,6 +85,27 @@ def test_without_langchain_instrument_works_and_says_there_is_nothing_to_observe
     assert "no supported framework is installed (langchain_core" in done.stderr
 
 
+def test_without_langchain_instrument_observes_llamaindex() -> None:
+    """Issue 16: ``instrument()`` in a venv with llama-index-core and no langchain-core."""
+    done = _run({"langchain_core", "langchain", "langgraph"}, """
+        import sys
+        import hypertool_callbacks as ht
+        from hypertool_callbacks import frameworks
+        from prometheus_client import CollectorRegistry
+        from llama_index.core.llms import MockLLM
+        registry = CollectorRegistry()
+        ht.instrument(ht.build_tracker(registry=registry))
+        MockLLM().complete("hi")
+        ht.uninstrument()
+        MockLLM().complete("not observed")
+        print(sorted(frameworks.attached()), "langchain_core" in sys.modules,
+              registry.get_sample_value("hypertool_llm_requests_total",
+                                        {"model": "unknown", "persona": "unknown", "status": "ok"}))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "False", "1.0"]
+
+
 def test_instrument_before_the_framework_is_imported_attaches_on_import() -> None:
     done = _run(set(), """
         import sys
