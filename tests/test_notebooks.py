@@ -46,7 +46,8 @@ def _copy(tmp_path: Path) -> Path:
 def test_the_notebooks_are_there() -> None:
     names = [p.name for p in NOTEBOOKS]
     for expected in ("01-quickstart-langchain.ipynb", "02-langgraph-team-zero-code.ipynb",
-                     "03-llamaindex-rag-and-agents.ipynb", "04-tracing-otel-langfuse.ipynb"):
+                     "03-llamaindex-rag-and-agents.ipynb", "04-tracing-otel-langfuse.ipynb",
+                     "05-dashboards-and-alerts.ipynb"):
         assert expected in names
 
 

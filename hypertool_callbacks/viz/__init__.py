@@ -12,17 +12,30 @@ Example::
         app.invoke(...)
     viz.persona_timeline(rec)
     viz.span_tree(rec)          # text / HTML, no matplotlib needed
+
+The generated dashboards and alert rules, previewed over a run's metrics (no Prometheus)::
+
+    snap = viz.Snapshot.of(registry, seconds=run_seconds)
+    viz.dashboard_preview(json.loads(Path("dashboards/llm-and-tools.json").read_text()), snap)
+    viz.alert_preview(snap)     # which rules would fire, and why
 """
 
 from __future__ import annotations
 
+from hypertool_callbacks.viz.alerts_preview import AlertPreview, alert_preview, promtool_check
+from hypertool_callbacks.viz.snapshot import Snapshot
 from hypertool_callbacks.viz.tree import SpanTree, span_tree
 
 __all__ = [
+    "AlertPreview",
+    "Snapshot",
     "SpanTree",
+    "alert_preview",
+    "dashboard_preview",
     "llm_latency",
     "overview",
     "persona_timeline",
+    "promtool_check",
     "span_tree",
     "stage_durations",
     "tokens_vs_budget",
@@ -37,4 +50,8 @@ def __getattr__(name: str) -> object:
         from hypertool_callbacks.viz import plots
 
         return getattr(plots, name)
+    if name == "dashboard_preview":
+        from hypertool_callbacks.viz import panels
+
+        return panels.dashboard_preview
     raise AttributeError(f"module 'hypertool_callbacks.viz' has no attribute {name!r}")
