@@ -73,18 +73,16 @@ def _start() -> Tracker | None:
 
 
 def _build() -> Tracker | None:
-    import atexit
-
     from hypertool_callbacks.errors import ConfigError
     from hypertool_callbacks.exposition import serve_metrics_if_free
-    from hypertool_callbacks.wiring import get_tracker
+    from hypertool_callbacks.wiring import get_tracker, shutdown_at_exit
 
     try:
         tracker = get_tracker()  # the configuration is validated now, not at the first run
     except ConfigError as exc:
         _log().error("hypertool-callbacks disabled: %s", exc)
         return None
-    atexit.register(tracker.shutdown, 5.0)
+    shutdown_at_exit()  # within exit_flush_seconds, whatever the backends' state
     config = tracker.config
     metrics = "off"
     if config.metrics_port is not None:

@@ -87,11 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="metrics port (default 9464, a free one if that is busy; 0: any)")
     demo.add_argument("--addr", default="127.0.0.1", help="metrics bind address")
     demo.add_argument("--iterations", type=int, default=0, help="workflow runs (0: forever)")
+    demo.add_argument("--keep-serving", action="store_true",
+                      help="after --iterations N, keep serving /metrics until Ctrl-C")
     demo.add_argument("--interval", type=float, default=2.0, help="seconds between runs")
     demo.add_argument("--scenario", choices=["all", "pipeline", "team"], default="all")
     demo.add_argument("--spans", choices=["file", "console", "none"], default="file",
                       help="where OpenTelemetry spans go (default: a JSON-lines file)")
-    demo.add_argument("--spans-file", default="hypertool-spans.jsonl")
+    demo.add_argument("--spans-file", default=None,
+                      help="JSON-lines file for spans (default: hypertool-spans.jsonl under "
+                      "$XDG_STATE_HOME/hypertool-callbacks, ~/.local/state by default)")
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
@@ -135,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_demo(
         port=args.port, addr=args.addr, iterations=args.iterations, interval=args.interval,
         scenario=args.scenario, spans=args.spans, spans_file=args.spans_file,
+        keep_serving=args.keep_serving,
     )
 
 

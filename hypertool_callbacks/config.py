@@ -128,6 +128,9 @@ class OtelSettings(_Strict):
     content_max_chars: int = Field(default=4096, ge=0)
     console: bool = Field(default=False, description="also print spans to stdout")
     jsonl_path: str | None = Field(default=None, description="also append spans to this file")
+    jsonl_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=0,
+        description="past this size the file moves to <path>.1 (one backup kept); 0: never")
 
 
 class LangfuseSettings(_Strict):
@@ -138,6 +141,8 @@ class LangfuseSettings(_Strict):
     persona_as_user: bool = Field(
         default=False, description="use the persona as Langfuse user_id (per-persona analytics)")
     capture_content: bool = Field(default=True, description="send inputs/outputs")
+    content_max_chars: int = Field(
+        default=4096, ge=1, description="each input/output cut to this many characters")
     flush_timeout_seconds: float = Field(default=5.0, gt=0)
 
 
@@ -168,6 +173,15 @@ class Config(_Strict):
     metrics_addr: str = "127.0.0.1"
     metrics_created_series: bool = Field(
         default=False, description="expose the *_created series (twice the series count)")
+    metrics_textfile: str | None = Field(
+        default=None, description="write the metrics to this file (.prom) at exit")
+    pushgateway_url: str | None = Field(
+        default=None, description="push the metrics to this Pushgateway at exit")
+    pushgateway_job: str = Field(default="hypertool", min_length=1,
+                                 description="the Pushgateway job (grouping key)")
+    exit_flush_seconds: float = Field(
+        default=1.0, ge=0, allow_inf_nan=False,
+        description="at exit, how long all backends together may take to send what is left")
     otel: OtelSettings = Field(default_factory=OtelSettings)
     langfuse: LangfuseSettings = Field(default_factory=LangfuseSettings)
 

@@ -23,6 +23,7 @@ from hypertool_callbacks.wiring import (
     get_tracker,
     get_tracker_or_disabled,
     set_tracker,
+    shutdown_at_exit,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ def instrument(tracker: Tracker | None = None) -> Tracker:
 
     Raises :class:`~hypertool_callbacks.ConfigError` on an invalid configuration (naming the
     file and the key). Works without any framework installed (then nothing is observed).
+    At exit the tracker is shut down, within ``exit_flush_seconds``.
     """
     global _instrumented
     with _lock:
@@ -60,6 +62,7 @@ def instrument(tracker: Tracker | None = None) -> Tracker:
             set_tracker(tracker)
         active = get_tracker()
         installed = frameworks.attach_all(get_tracker)
+        shutdown_at_exit()  # a short script's last runs, spans and metrics are not lost
         if not installed:
             _log.warning("hypertool-callbacks: no supported framework is installed (%s); "
                          "nothing to observe",

@@ -6,6 +6,7 @@ tracker here, without knowing how activation works.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -18,12 +19,14 @@ from hypertool_callbacks.config import Config, load_config
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.errors import ConfigError
+from hypertool_callbacks.sinks import exit_metrics
 from hypertool_callbacks.sinks.langfuse_env import LANGFUSE_NO_KEYS, keys_configured
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 
 _log = logging.getLogger(__name__)
 _lock = threading.RLock()
 _tracker: Tracker | None = None
+_exit_hook = False
 
 
 def default_sinks(
@@ -34,8 +37,9 @@ def default_sinks(
     mask: Callable[[str], str] | None = None,
 ) -> list[Sink]:
     """The process-wide tracker's sinks, in order: OTel (sets ``run.trace_id``), Langfuse
-    (uses it), Prometheus (uses it for exemplars). A backend whose optional dependencies are
-    missing is skipped; one that fails to start is logged and skipped."""
+    (uses it), Prometheus (uses it for exemplars), and the textfile/Pushgateway writer when
+    configured. A backend whose optional dependencies are missing is skipped; one that fails
+    to start is logged and skipped."""
     sinks: list[Sink] = []
     try:
         from hypertool_callbacks.sinks import otel
@@ -54,6 +58,7 @@ def default_sinks(
         # A misconfigured extra backend must not cost the app its metrics and spans.
         _log.exception("hypertool: the Langfuse sink failed to start; continuing without it")
     sinks.append(PrometheusSink(registry))
+    sinks.extend(exit_metrics.default_sinks(config, registry))  # after: reads what it wrote
     return sinks
 
 
@@ -111,3 +116,23 @@ def set_tracker(tracker: Tracker | None) -> Tracker | None:
     with _lock:
         previous, _tracker = _tracker, tracker
     return previous
+
+
+def shutdown_at_exit() -> None:
+    """Shut the process-wide tracker down when the interpreter exits (registered once):
+    open runs end, every sink sends what it holds, within ``exit_flush_seconds`` in all."""
+    global _exit_hook
+    with _lock:
+        if not _exit_hook:
+            atexit.register(_shutdown_current)
+            _exit_hook = True
+
+
+def _shutdown_current() -> None:
+    tracker = _tracker
+    if tracker is None:
+        return
+    try:
+        tracker.shutdown(tracker.config.exit_flush_seconds)
+    except Exception:  # at exit: log, never raise into the interpreter's shutdown
+        _log.exception("hypertool: shutting down at exit failed")

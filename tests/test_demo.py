@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.demo import pipeline, team
 
 MODEL = "fake-messages-list-chat-model"
+CLI = Path(sys.executable).parent / "hypertool-callbacks"
 
 
 def test_pipeline_personas_gate_and_budget(
@@ -88,3 +92,50 @@ def test_demo_command_runs_offline(tmp_path: Path) -> None:
     assert {"planner", "backend-engineer", "reviewer", "supervisor", "researcher"} <= personas
     agents = {span["name"] for span in spans if span["name"].startswith("invoke_agent ")}
     assert {"invoke_agent researcher", "invoke_agent writer"} <= agents
+
+
+def _demo_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("HYPERTOOL_", "PROMETHEUS_", "OTEL_", "LANGFUSE_"))}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    return env
+
+
+def test_demo_spans_go_to_the_state_dir_not_the_working_dir(tmp_path: Path) -> None:
+    """Issue 14, item 13: following the README wrote spans into the checkout."""
+    work = tmp_path / "checkout"
+    work.mkdir()
+    done = subprocess.run(
+        [str(CLI), "demo", "--iterations", "1", "--interval", "0", "--port", "0",
+         "--scenario", "team"],
+        capture_output=True, text=True, timeout=120, cwd=work, env=_demo_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    expected = tmp_path / "state" / "hypertool-callbacks" / "hypertool-spans.jsonl"
+    assert f"spans appended to {expected} (moved to .1 past 10 MB)" in done.stdout
+    assert list(work.iterdir()) == []
+    names = {json.loads(line)["name"] for line in expected.read_text().splitlines()}
+    assert "invoke_agent researcher" in names
+
+
+def test_demo_keep_serving_serves_until_ctrl_c(tmp_path: Path) -> None:
+    """Issue 14, item 9: ``--iterations N`` used to exit (and stop /metrics) when done."""
+    process = subprocess.Popen(
+        [str(CLI), "demo", "--iterations", "1", "--interval", "0", "--port", "0",
+         "--scenario", "team", "--spans", "none", "--keep-serving"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=_demo_env(tmp_path))
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "still serving" in line:
+                break
+        assert "1 iteration(s) done" in "".join(lines), lines
+        url = lines[-1].split()[2]
+        body = urllib.request.urlopen(url, timeout=10).read().decode()
+        assert 'hypertool_persona_handoffs_total{from_persona="supervisor"' in body
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()

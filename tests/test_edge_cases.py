@@ -26,10 +26,11 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 import hypertool_callbacks
-from hypertool_callbacks import _autoload
+from hypertool_callbacks import _autoload, wiring
 from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
 from hypertool_callbacks.config import load_config
 from hypertool_callbacks.context import gates
+from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.errors import ConfigError
 from hypertool_callbacks.runtime import set_tracker
@@ -252,15 +253,29 @@ def test_busy_metrics_port_still_flushes_on_exit(make_tracker: MakeTracker,
                                                  no_global_tracker: None) -> None:
     """With the port taken (a second worker, a reloader child), the env hook is active anyway,
     so spans/traces are produced: the bounded flush at exit must still be registered."""
+    flushed = _Flushed()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        tracker = make_tracker(metrics_port=busy.getsockname()[1])
+        tracker = make_tracker(sinks=[flushed], metrics_port=busy.getsockname()[1])
         set_tracker(tracker)
         registered: list[Any] = []
+        monkeypatch.setattr(wiring, "_exit_hook", False)  # this process registered it already
         monkeypatch.setattr(atexit, "register", lambda func, *args: registered.append(func))
         assert _autoload._build() is tracker  # what activation runs at the framework's import
-    assert tracker.shutdown in registered
+    for hook in registered:  # what the interpreter runs at exit
+        hook()
+    assert flushed.timeouts == [tracker.config.exit_flush_seconds]
+
+
+class _Flushed(Sink):
+    name = "flushed"
+
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self.timeouts.append(timeout)
 
 
 # -- 10. instrument(tracker) re-targets the global handler ---------------------------------

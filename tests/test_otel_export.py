@@ -214,3 +214,38 @@ print(json.dumps({"names": sorted(spans),
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {
         "names": ["invoke_workflow RunnableLambda", "request"], "nested": True}
+
+
+def test_jsonl_exporter_rotates_past_its_size(tmp_path: Path) -> None:
+    """Issue 14, item 13: the demo's file grew to 178 MB in 18 minutes."""
+    path = tmp_path / "spans.jsonl"
+    spans = Spans()
+    tracer = spans.provider.get_tracer("t")
+    for i in range(4):
+        tracer.start_span(f"span-{i}").end()
+    one = len(spans.finished[0].to_json(indent=None)) + 1
+    exporter = JsonLinesSpanExporter(path, max_bytes=3 * one)
+    for span in spans.finished:
+        assert exporter.export([span]) is SpanExportResult.SUCCESS
+    for span in spans.finished[:3]:  # three more: the first file moves out once more
+        assert exporter.export([span]) is SpanExportResult.SUCCESS
+
+    def names(file: Path) -> list[str]:
+        return [json.loads(line)["name"] for line in file.read_text().splitlines()]
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spans.jsonl", "spans.jsonl.1"]
+    assert names(path.with_name("spans.jsonl.1")) == ["span-3", "span-0", "span-1"]
+    assert names(path) == ["span-2"]
+    assert path.stat().st_size <= 3 * one
+
+
+def test_jsonl_exporter_without_a_cap_keeps_appending(tmp_path: Path) -> None:
+    path = tmp_path / "spans.jsonl"
+    spans = Spans()
+    for i in range(3):
+        spans.provider.get_tracer("t").start_span(f"span-{i}").end()
+    exporter = JsonLinesSpanExporter(path, max_bytes=0)
+    for _ in range(3):
+        exporter.export(spans.finished)
+    assert len(path.read_text().splitlines()) == 9
+    assert not path.with_name("spans.jsonl.1").exists()

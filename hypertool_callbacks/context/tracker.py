@@ -224,17 +224,46 @@ class Tracker:
         self._notify([("on_internal_error", component)])
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """End runs still open (as evicted, so their spans are sent), then flush every sink."""
+        """End runs still open (as evicted, so their spans are sent), then flush every sink.
+
+        Sinks flush side by side, so ``timeout`` bounds the whole shutdown, not each sink (at
+        exit: ``exit_flush_seconds``). A sink still sending at the limit, or one that used its
+        whole share (it gave up), is named in one warning: what it had not sent is dropped.
+        """
         with self._lock:
             notes = self._evict(self.clock.wall_ns(), self.clock.monotonic(), everything=True)
             self._hint.judge(final=True)
         self._notify(notes)
-        for sink in self.sinks:
+        # Sinks keeping the base class's no-op need no thread.
+        pending = [sink for sink in self.sinks if type(sink).shutdown is not Sink.shutdown]
+        done = threading.Condition()
+        finished: list[Sink] = []
+        gave_up: list[Sink] = []
+
+        def close(sink: Sink) -> None:
+            started = self.clock.monotonic()
             try:
                 sink.shutdown(timeout)
             except Exception as exc:
                 self._warn.warning(f"shutdown:{sink.name}", "sink %s failed to shut down: %r",
                                    sink.name, exc)
+            with done:
+                if self.clock.monotonic() - started >= 0.95 * timeout:
+                    gave_up.append(sink)
+                finished.append(sink)
+                done.notify_all()
+
+        for sink in pending:
+            # Daemon threads: a sink stuck past the limit must not hold the interpreter's exit.
+            threading.Thread(target=close, args=(sink,), daemon=True,
+                             name=f"hypertool-shutdown-{sink.name}").start()
+        with done:
+            done.wait_for(lambda: len(finished) == len(pending), max(0.0, timeout))
+            cut = [sink.name for sink in pending if sink in gave_up or sink not in finished]
+        if cut:
+            _log.warning("hypertool: flush stopped at its %.1f s limit: %s had not finished "
+                         "sending; what was not sent is dropped (exit_flush_seconds sets the "
+                         "limit at exit)", timeout, ", ".join(cut))
 
     def _price(self, run: Run, usage: Usage, now: float, notes: list[_Note]) -> None:
         """Price an LLM call that counted usage. Outside the lock: the first call of a process

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -19,17 +22,32 @@ _log = logging.getLogger(__name__)
 
 
 DEFAULT_PORT = 9464
+SPANS_FILE = "hypertool-spans.jsonl"
+
+
+def default_spans_file() -> Path:
+    """Where the demo's spans go: ``$XDG_STATE_HOME/hypertool-callbacks/`` (default
+    ``~/.local/state``), else the temp dir; never the working directory (often a checkout)."""
+    state = os.environ.get("XDG_STATE_HOME")
+    try:
+        base = Path(state) if state else Path.home() / ".local" / "state"
+        folder = base / "hypertool-callbacks"
+        folder.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError):  # no home, read-only home
+        folder = Path(tempfile.gettempdir())
+        return folder / f"hypertool-spans-{os.getuid() if hasattr(os, 'getuid') else 0}.jsonl"
+    return folder / SPANS_FILE
 
 
 def run_demo(*, port: int | None = None, addr: str = "127.0.0.1", iterations: int = 0,
              interval: float = 2.0, scenario: str = "all", spans: str = "file",
-             spans_file: str = "hypertool-spans.jsonl") -> int:
+             spans_file: str | None = None, keep_serving: bool = False) -> int:
     from hypertool_callbacks.demo import pipeline, team
 
     otel = OtelSettings(
         enabled=spans != "none",
         console=spans == "console",
-        jsonl_path=spans_file if spans == "file" else None,
+        jsonl_path=(spans_file or str(default_spans_file())) if spans == "file" else None,
     )
     config = pipeline.CONFIG.model_copy(update={"otel": otel})
     try:
@@ -42,7 +60,8 @@ def run_demo(*, port: int | None = None, addr: str = "127.0.0.1", iterations: in
     url = f"http://{addr}:{server.server_port}/metrics"
     print(f"hypertool-callbacks demo: metrics at {url}", flush=True)
     if otel.jsonl_path:
-        print(f"  spans appended to {otel.jsonl_path}", flush=True)
+        print(f"  spans appended to {otel.jsonl_path} (moved to .1 past "
+              f"{otel.jsonl_max_bytes // (1024 * 1024)} MB)", flush=True)
     print("  try: curl -s " + url + " | grep -E 'persona_switches|quality_gate|budget|cost_usd'",
           flush=True)
     print("  Ctrl-C to stop", flush=True)
@@ -52,6 +71,23 @@ def run_demo(*, port: int | None = None, addr: str = "127.0.0.1", iterations: in
                           pipeline.run_once))
     if scenario in ("all", "team"):
         scenarios.append(("research-team (zero configuration)", team.build(), team.run_once))
+    try:
+        try:
+            done, interrupted = _iterate(scenarios, handler, iterations, interval)
+        finally:
+            tracker.shutdown(config.exit_flush_seconds)  # spans, as a short script's exit
+        print(f"hypertool-callbacks demo: {done} iteration(s) done", flush=True)
+        if keep_serving and not interrupted:
+            print(f"  still serving {url} (Ctrl-C to stop)", flush=True)
+            _sleep_until_interrupted()
+    finally:
+        stop_metrics(server)
+    return 0
+
+
+def _iterate(scenarios: list[tuple[str, Any, Any]], handler: HypertoolCallbackHandler,
+             iterations: int, interval: float) -> tuple[int, bool]:
+    """Run the scenarios ``iterations`` times (0: until Ctrl-C): (runs done, interrupted)."""
     done = 0
     try:
         while iterations <= 0 or done < iterations:
@@ -63,12 +99,16 @@ def run_demo(*, port: int | None = None, addr: str = "127.0.0.1", iterations: in
             if iterations <= 0 or done < iterations:
                 time.sleep(interval)
     except KeyboardInterrupt:
+        return done, True
+    return done, False
+
+
+def _sleep_until_interrupted() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
         pass
-    finally:
-        tracker.shutdown(5.0)
-        stop_metrics(server)
-    print(f"hypertool-callbacks demo: {done} iteration(s) done", flush=True)
-    return 0
 
 
 def _serve(port: int | None, addr: str) -> WSGIServer:

@@ -21,7 +21,6 @@ and is wrapped in the SDK's public observation classes (which serialize and mask
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import random
 import re
@@ -51,6 +50,7 @@ from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind, Usage
 from hypertool_callbacks.safety import RateLimitedLog
+from hypertool_callbacks.sinks.langfuse_content import capped, text_mask
 from hypertool_callbacks.sinks.langfuse_env import LANGFUSE_NO_KEYS, keys_configured
 from hypertool_callbacks.sinks.langfuse_export import connect, run_bounded
 
@@ -167,7 +167,9 @@ class LangfuseSink(Sink):
     sink; export failures are counted only for the client this sink builds itself). Without
     it the client comes from the ``LANGFUSE_*`` env vars (:class:`ConfigError` without keys).
     ``mask(value) -> value`` is applied to every input and output; if it raises, the content
-    is dropped. ``registry`` receives ``hypertool_langfuse_export_failures_total``.
+    is dropped. Each input and output is then sent as text of at most ``content_max_chars``
+    characters (JSON for structures; longer ones cut, with a marker saying so).
+    ``registry`` receives ``hypertool_langfuse_export_failures_total``.
     """
 
     name = "langfuse"
@@ -178,6 +180,7 @@ class LangfuseSink(Sink):
         *,
         persona_as_user: bool = False,
         capture_content: bool = True,
+        content_max_chars: int = 4096,
         mask: Mask | None = None,
         registry: CollectorRegistry | None = None,
         flush_timeout: float = 5.0,
@@ -197,6 +200,7 @@ class LangfuseSink(Sink):
         self.client = client
         self.persona_as_user = persona_as_user
         self.capture_content = capture_content
+        self.content_max_chars = content_max_chars
         self.mask = mask
         self.flush_timeout = flush_timeout
         self._closed = False
@@ -311,17 +315,17 @@ class LangfuseSink(Sink):
                 fields["completion_start_time"] = _datetime(run.first_token_ns)
         return fields
 
-    def _content(self, value: Any) -> Any:
+    def _content(self, value: Any) -> str | None:
         if not self.capture_content or value is None:
             return None
-        if self.mask is None:
-            return value
-        try:
-            return self.mask(value)
-        except Exception as exc:
-            self._warn.warning("mask", "hypertool: Langfuse mask failed (%r); content dropped",
-                               exc)
-            return None
+        if self.mask is not None:  # on the whole value: a cut must not split a secret
+            try:
+                value = self.mask(value)
+            except Exception as exc:
+                self._warn.warning("mask", "hypertool: Langfuse mask failed (%r); content "
+                                   "dropped", exc)
+                return None
+        return None if value is None else capped(value, self.content_max_chars)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -330,15 +334,19 @@ class LangfuseSink(Sink):
         return run_bounded(self.client.flush, self._timeout(timeout), "flush")
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush (and, for a client built here, shut it down) within ``timeout`` seconds."""
+        """Flush (and, for a client built here, shut it down) within ``timeout`` seconds.
+        Unsent observations are then dropped; the tracker's shutdown names the sinks it cut
+        off in one warning, so this says it only at debug level."""
+        if not self._close_within(timeout):
+            _log.debug("hypertool: Langfuse did not finish sending within %.1fs", timeout)
+
+    def _close_within(self, timeout: float) -> bool:
         if self._closed:
-            return
+            return True
         self._closed = True
         if self._owned:
             atexit.unregister(self._at_exit)
-        if not run_bounded(self._close, timeout, "shutdown"):
-            _log.warning("hypertool: Langfuse did not finish sending within %.1fs; "
-                         "unsent observations are dropped", timeout)
+        return run_bounded(self._close, timeout, "shutdown")
 
     def _close(self) -> None:
         if not self._owned:  # the app's client, given to us: flush only
@@ -348,23 +356,13 @@ class LangfuseSink(Sink):
         if self._provider is not None:
             self._provider.shutdown()
 
-    def _at_exit(self) -> None:
-        self.shutdown(self.flush_timeout)
+    def _at_exit(self) -> None:  # no tracker shut this sink down: say what is lost here
+        if not self._close_within(self.flush_timeout):
+            _log.warning("hypertool: Langfuse did not finish sending within %.1fs; "
+                         "unsent observations are dropped", self.flush_timeout)
 
     def _timeout(self, timeout: float | None) -> float:
         return self.flush_timeout if timeout is None else timeout
-
-
-def text_mask(mask: Callable[[str], str]) -> Mask:
-    """A Langfuse mask from a text mask (the one ``instrument(mask=...)`` takes for spans):
-    structured content is masked as its JSON text."""
-
-    def apply(value: Any) -> Any:
-        if isinstance(value, str):
-            return mask(value)
-        return mask(json.dumps(value, ensure_ascii=False, default=str))
-
-    return apply
 
 
 def default_sinks(config: Config, registry: CollectorRegistry | None = None,
@@ -380,7 +378,8 @@ def default_sinks(config: Config, registry: CollectorRegistry | None = None,
         return []
     try:
         sink = LangfuseSink(persona_as_user=settings.persona_as_user,
-                            capture_content=settings.capture_content, registry=registry,
+                            capture_content=settings.capture_content,
+                            content_max_chars=settings.content_max_chars, registry=registry,
                             flush_timeout=settings.flush_timeout_seconds,
                             mask=text_mask(mask) if mask is not None else None)
     except Exception as exc:  # a broken optional backend must not stop the app

@@ -39,7 +39,8 @@ def local_provider(settings: OtelSettings) -> trace.TracerProvider | None:
     if settings.console:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     if settings.jsonl_path:
-        provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(settings.jsonl_path)))
+        exporter = JsonLinesSpanExporter(settings.jsonl_path, max_bytes=settings.jsonl_max_bytes)
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
 
@@ -58,25 +59,42 @@ def flush(provider: Any, timeout: float) -> None:
 class JsonLinesSpanExporter(SpanExporter):
     """Appends each finished span as one line of JSON (the SDK's own span encoding).
 
+    Bounded: when a batch would take the file past ``max_bytes``, the file first moves to
+    ``<path>.1`` (replacing the previous backup), so at most about twice ``max_bytes`` stay on
+    disk. ``max_bytes=0``: never rotate.
+
     Example::
 
         provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter("spans.jsonl")))
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int = 10 * 1024 * 1024) -> None:
         self.path = os.fspath(path)
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._warn = RateLimitedLog(_log)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = "".join(span.to_json(indent=None) + "\n" for span in spans)
+        data = "".join(span.to_json(indent=None) + "\n" for span in spans).encode("utf-8")
         try:
-            with self._lock, open(self.path, "a", encoding="utf-8") as file:
-                file.write(lines)
+            with self._lock:
+                self._rotate(len(data))
+                with open(self.path, "ab") as file:
+                    file.write(data)
         except OSError as exc:
             self._warn.warning("jsonl", "hypertool: cannot write spans to %s: %r", self.path, exc)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+    def _rotate(self, incoming: int) -> None:
+        if not self.max_bytes:
+            return
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:  # not there yet
+            return
+        if size and size + incoming > self.max_bytes:
+            os.replace(self.path, self.path + ".1")
 
     def shutdown(self) -> None:
         """Nothing to release: the file is opened per batch."""

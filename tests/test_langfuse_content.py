@@ -1,0 +1,115 @@
+"""What Langfuse receives of prompts and completions (issue 14, item 12): on by default, cut
+to ``langfuse.content_max_chars`` with a marker, off with ``capture_content = false``, masked
+before it is cut. The real Langfuse SDK exports to the local OTLP receiver."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+from prometheus_client import CollectorRegistry
+
+from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
+from hypertool_callbacks.config import Config
+from hypertool_callbacks.context.tracker import Tracker
+from hypertool_callbacks.sinks import langfuse as lf
+from hypertool_callbacks.sinks.langfuse_content import capped
+from tests.fakes import reply
+from tests.otlp_receiver import OTLPReceiver
+from tests.test_langfuse import Obs, observations
+
+pytestmark = pytest.mark.usefixtures("reset_langfuse", "public_key")
+
+MB = 1024 * 1024
+
+
+@pytest.fixture
+def sinks() -> Iterator[list[lf.LangfuseSink]]:
+    made: list[lf.LangfuseSink] = []
+    yield made
+    for sink in made:
+        sink.shutdown(5.0)
+
+
+def generation(sink: lf.LangfuseSink, receiver: OTLPReceiver, messages: Any,
+               answer: str = "fine") -> Obs:
+    model = FakeMessagesListChatModel(responses=[reply(answer)])
+    handler = HypertoolCallbackHandler(Tracker(Config(), [sink]))
+    assert model.invoke(messages, config={"callbacks": [handler]}).content == answer
+    assert sink.flush(10.0)
+    (found,) = [o for o in observations(receiver) if o.type == "generation"]
+    return found
+
+
+def test_a_megabyte_prompt_arrives_cut_to_the_default_limit(
+        receiver: OTLPReceiver, registry: CollectorRegistry,
+        sinks: list[lf.LangfuseSink]) -> None:
+    (sink,) = lf.default_sinks(Config(), registry)  # the defaults: content on, 4096 chars
+    sinks.append(sink)
+    prompt = "x" * MB
+    got = generation(sink, receiver, [SystemMessage("be brief"), HumanMessage(prompt)])
+    sent = got.attrs["langfuse.observation.input"]
+    assert isinstance(sent, str)
+    assert sent.startswith('[{"content": "be brief"')  # the messages' JSON, from the start
+    kept, marker = sent[:4096], sent[4096:]
+    assert kept.endswith("x" * 100)
+    total = len(json.dumps([m.model_dump() for m in (SystemMessage("be brief"),
+                                                      HumanMessage(prompt))],
+                           ensure_ascii=False))
+    assert marker == f"...[truncated by hypertool: {total} chars, first 4096 kept]"
+    # Content that fits arrives whole, as JSON Langfuse shows as structure.
+    output = json.loads(got.attrs["langfuse.observation.output"])
+    assert output["content"] == "fine" and output["type"] == "ai"
+
+
+def test_the_limit_is_a_setting(receiver: OTLPReceiver, registry: CollectorRegistry,
+                                sinks: list[lf.LangfuseSink]) -> None:
+    config = Config.model_validate({"langfuse": {"content_max_chars": 10}})
+    (sink,) = lf.default_sinks(config, registry)
+    sinks.append(sink)
+    got = generation(sink, receiver, "a question longer than ten characters",
+                     answer="an answer longer than ten characters")
+    assert got.attrs["langfuse.observation.input"].startswith('[{"content...[truncated')
+    assert got.attrs["langfuse.observation.output"].startswith('{"content"...[truncated')
+
+
+def test_capture_off_sends_no_content(receiver: OTLPReceiver, registry: CollectorRegistry,
+                                      sinks: list[lf.LangfuseSink]) -> None:
+    config = Config.model_validate({"langfuse": {"capture_content": False}})
+    (sink,) = lf.default_sinks(config, registry)
+    sinks.append(sink)
+    got = generation(sink, receiver, "x" * MB)
+    assert "langfuse.observation.input" not in got.attrs
+    assert "langfuse.observation.output" not in got.attrs
+    assert got.json("usage_details") == {"input": 10, "output": 5, "total": 15}
+
+
+def test_the_mask_sees_the_whole_value_before_the_cut(
+        receiver: OTLPReceiver, registry: CollectorRegistry,
+        sinks: list[lf.LangfuseSink]) -> None:
+    seen: list[int] = []
+
+    def mask(text: str) -> str:  # a text mask, as instrument(mask=...) takes
+        seen.append(len(text))
+        return text.replace("sk-secret", "[key]")
+
+    config = Config.model_validate({"langfuse": {"content_max_chars": 64}})
+    (sink,) = lf.default_sinks(config, registry, mask=mask)
+    sinks.append(sink)
+    prompt = "y" * 5000 + " sk-secret"  # past the cut: still masked first
+    got = generation(sink, receiver, prompt)
+    assert max(seen) > 5000
+    assert "sk-secret" not in got.attrs["langfuse.observation.input"]
+    assert "[truncated by hypertool" in got.attrs["langfuse.observation.input"]
+
+
+def test_capped_keeps_what_fits_and_never_raises() -> None:
+    assert capped("short", 10) == "short"
+    assert capped({"a": [1, 2]}, 100) == '{"a": [1, 2]}'
+    loop: list[Any] = []
+    loop.append(loop)
+    assert capped(loop, 5).startswith("[[...")  # circular: its repr, cut
