@@ -98,6 +98,22 @@ def _clean_value(value: Any) -> Any:
     return clean_text(value) if isinstance(value, str) else value
 
 
+def _coalesce(outputs: list[Any]) -> list[Any]:
+    """One stream output per run of prints: the kernel flushes stdout on a timer, so a loaded
+    machine may split one cell's text into several messages."""
+    merged: list[Any] = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and last is not None
+                and last.get("output_type") == "stream" and last.get("name") == output.get("name")):
+            text = output["text"] if isinstance(output["text"], str) else "".join(output["text"])
+            before = last["text"] if isinstance(last["text"], str) else "".join(last["text"])
+            last["text"] = before + text
+        else:
+            merged.append(output)
+    return merged
+
+
 def normalise(nb: Any) -> Any:
     nb.metadata.pop("widgets", None)
     nb.metadata["language_info"] = {"name": "python"}
@@ -105,6 +121,8 @@ def normalise(nb: Any) -> Any:
                                  "name": "python3"}
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if "outputs" in cell:
+            cell.outputs = _coalesce(cell.outputs)
         for output in cell.get("outputs", []):
             if "text" in output:
                 output["text"] = _clean_value(output["text"])
