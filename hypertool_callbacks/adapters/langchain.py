@@ -38,8 +38,7 @@ class ToolCallFailed(RuntimeError):
 _BUGGY_LLM_START = AsyncCallbackManager.on_llm_start.__code__
 
 CANCELLATIONS = frozenset({"GeneratorExit", "CancelledError"})
-_MODEL_PARAMS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k",
-                 "frequency_penalty", "presence_penalty", "seed", "stop")
+_EMPTY: Mapping[str, Any] = {}
 _MAX_PROMPT_CHARS = 20_000
 
 
@@ -135,8 +134,14 @@ def _int(value: Any) -> int:
 
 
 def _usage_metadata(meta: Mapping[str, Any]) -> Usage:
+    # Once per LLM call; the counts are checked inline (type is int: not a bool, not a float).
+    i, o, t = meta.get("input_tokens"), meta.get("output_tokens"), meta.get("total_tokens")
+    usage = Usage(i if type(i) is int and i > 0 else 0, o if type(o) is int and o > 0 else 0,
+                  t if type(t) is int and t > 0 else 0)
     inputs = meta.get("input_token_details")
     outputs = meta.get("output_token_details")
+    if not inputs and not outputs:
+        return usage
     inputs = inputs if isinstance(inputs, Mapping) else {}
     outputs = outputs if isinstance(outputs, Mapping) else {}
     return Usage(
@@ -242,6 +247,15 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
             metadata=_metadata(metadata), inputs=inputs, **extra,
         ))
 
+    def _chain_end(self, run_id: UUID, outputs: Any) -> None:
+        if self._tracker.unfold(run_id):
+            return
+        # A Command(goto=...) out of a node is a handoff; anything else ends plainly.
+        if type(outputs).__name__ == "Command":
+            self._end(run_id, outputs)
+        else:
+            self._tracker.end(RunEnd(run_id, outputs))
+
     def _end(self, run_id: UUID, outputs: Any = None, error: BaseException | None = None,
              tool: bool = False, **extra: Any) -> None:
         if error is not None and type(error).__name__ in CANCELLATIONS:
@@ -278,8 +292,7 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         try:
-            if not self._tracker.unfold(run_id):
-                self._end(run_id, outputs)
+            self._chain_end(run_id, outputs)
         except Exception as exc:
             self._failed("on_chain_end", exc)
 
@@ -295,25 +308,27 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
     def _llm_start(self, serialized: Any, inputs: Any, run_id: UUID,
                    parent_run_id: UUID | None, tags: Any, metadata: Any,
                    kwargs: Mapping[str, Any], system_prompt: str | None) -> None:
-        meta = _metadata(metadata)
+        meta = metadata if isinstance(metadata, Mapping) else _EMPTY
         params = kwargs.get("invocation_params")
-        params = params if isinstance(params, Mapping) else {}
+        params = params if isinstance(params, Mapping) else _EMPTY
         provider = meta.get("ls_provider")
-        self._start(
-            RunKind.LLM, serialized, inputs, run_id, parent_run_id, tags, meta, kwargs,
-            model=_model(meta, params),
-            provider=provider if isinstance(provider, str) else None,
-            parameters={k: params[k] for k in _MODEL_PARAMS if params.get(k) is not None},
-            system_prompt=system_prompt,
-        )
+        model = meta.get("ls_model_name")
+        if not (isinstance(model, str) and model):
+            model = _model(meta, params)
+        # The invocation parameters as LangChain gives them: sinks pick the ones they export.
+        self._tracker.start(RunStart(
+            run_id, parent_run_id, RunKind.LLM, _name(serialized, kwargs, "llm"), _tags(tags),
+            meta, inputs, model, provider if isinstance(provider, str) else None, params,
+            system_prompt))
 
     def on_chat_model_start(self, serialized: dict[str, Any] | None, messages: Any, *,
                             run_id: UUID, parent_run_id: UUID | None = None,
                             tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
                             **kwargs: Any) -> None:
         try:
+            # The system prompt feeds persona rules only: read when rules are configured.
             self._llm_start(serialized, messages, run_id, parent_run_id, tags, metadata, kwargs,
-                            _system_prompt(messages))
+                            _system_prompt(messages) if self._tracker.reads_prompts else None)
         except Exception as exc:
             self._failed("on_chat_model_start", exc)
 
@@ -341,7 +356,8 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
             except Exception as exc:  # an odd provider result must not leave the run open
                 self._failed("on_llm_end", exc)
                 usage, model, calls = None, None, ()
-            self._end(run_id, response, usage=usage, response_model=model, tool_call_ids=calls)
+            self._tracker.end(RunEnd(run_id, response, None, usage, model, (), False, False,
+                                     calls))
         except Exception as exc:
             self._failed("on_llm_end", exc)
 

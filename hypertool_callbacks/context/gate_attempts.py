@@ -37,6 +37,11 @@ class GateAttempts:
         ns = run.metadata.get(NAMESPACE_KEY)
         return (run.execution, ns) if isinstance(ns, str) and ns else None
 
+    @property
+    def pending(self) -> bool:
+        """Whether any failed node attempt may still be superseded by a retry."""
+        return bool(self._retryable)
+
     def started(self, run: Run) -> list[GateVerdict]:
         """A run started: a node run of a task that failed before supersedes its verdicts."""
         if not self._retryable or not run.is_node:

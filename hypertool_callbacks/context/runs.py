@@ -131,6 +131,7 @@ class RunTree:
 
     def __init__(self, max_runs: int, ttl_seconds: float) -> None:
         self._runs: dict[RunId, Run] = {}
+        self.by_id = self._runs  # read directly on the tracker's hot path
         self.max_runs = max_runs
         self.ttl_seconds = ttl_seconds
 

@@ -77,9 +77,13 @@ class Tracker:
         self.cost_budgets = BudgetBook(self.config.personas, self.config.max_executions, "usd")
         self.pricer = Pricer(self.config.prices)
         self._runs = RunTree(self.config.max_runs, self.config.run_ttl_seconds)
+        self._live = self._runs.by_id  # the hot path reads the dict itself
+        self._max_runs = self.config.max_runs
         # Folded runs (see fold()): their id -> the run they inherit everything from.
         self._aliases: dict[RunId, Run] = {}
         self._foldable = not self.resolver.has_rules  # name rules could match any run
+        # Persona rules may match system prompts: only then must adapters extract them.
+        self.reads_prompts = bool(self.resolver.persona_rules)
         self._executions: OrderedDict[str, _Execution] = OrderedDict()
         self._lock = threading.Lock()
         # Sweeps ride on events (no thread of our own): on a start or an end, when due.
@@ -127,30 +131,35 @@ class Tracker:
         now_ns, now = self.clock.wall_ns(), self.clock.monotonic()
         notes: list[_Note] = []
         spent: BudgetStatus | None = None
+        live = self._live
         with self._lock:
-            if self._runs.get(event.run_id) is not None:
+            if event.run_id in live:
                 notes.append(("on_drop", "duplicate_run"))
                 run = None
             else:
-                parent = (self._runs.get(event.parent_id) or self._aliases.get(event.parent_id)
-                          if event.parent_id else None)
-                if event.parent_id and parent is None:
+                parent_id = event.parent_id
+                parent = (live.get(parent_id) or self._aliases.get(parent_id)
+                          if parent_id is not None else None)
+                if parent is None and parent_id:
                     # Parent never seen (handler attached mid-run) or evicted: a root now.
                     notes.append(("on_drop", "unknown_parent"))
                 run = self._new_run(event, parent, now_ns, now)
-                notes.extend(("on_gate", v) for v in self._gate_attempts.started(run))
+                kind = run.kind
+                if run.is_node and self._gate_attempts.pending:
+                    notes.extend(("on_gate", v) for v in self._gate_attempts.started(run))
                 self._act(run, now, now_ns, notes)
-                if run.kind is RunKind.LLM and self._budgeted:
+                if kind is RunKind.LLM and self._budgeted:
                     spent = self._check_budget(run, now, notes)
-                if run.kind in (RunKind.LLM, RunKind.TOOL) and not self._hint.done:
+                if (kind is RunKind.LLM or kind is RunKind.TOOL) and not self._hint.done:
                     self._hint.call(run.persona == UNKNOWN)
-            self._sweep_if_due(now_ns, now, notes)
+            if now >= self._next_sweep or len(live) > self._max_runs:
+                self._sweep(now_ns, now, notes)
         if run is not None:
             notes.insert(0, ("on_run_start", run))
         self._notify(notes)
         if spent is not None and run is not None:
-            kind = CostBudgetExceeded if spent.unit == "usd" else TokenBudgetExceeded
-            error = kind(spent.persona, spent.limit, spent.used)
+            refusal = CostBudgetExceeded if spent.unit == "usd" else TokenBudgetExceeded
+            error = refusal(spent.persona, spent.limit, spent.used)
             self.end(RunEnd(run.run_id, error=error))
             raise error
 
@@ -158,7 +167,7 @@ class Tracker:
         now_ns, now = self.clock.wall_ns(), self.clock.monotonic()
         notes: list[_Note] = []
         with self._lock:
-            run = self._runs.pop(event.run_id)
+            run = self._live.pop(event.run_id, None)
             if run is None:
                 notes.append(("on_drop", "unknown_run"))
             else:
@@ -171,14 +180,15 @@ class Tracker:
                     notes.append(("on_internal_error", "tracker.finish"))
                     if ("on_run_end", run) not in notes:  # sinks must still close it
                         notes.append(("on_run_end", run))
-            self._sweep_if_due(now_ns, now, notes)
+            if now >= self._next_sweep:
+                self._sweep(now_ns, now, notes)
         if run is not None and run.usage is not None and not run.usage_in_child:
             self._price(run, run.usage, now, notes)
         self._notify(notes)
 
     def first_token(self, run_id: RunId) -> None:
         with self._lock:
-            run = self._runs.get(run_id)
+            run = self._live.get(run_id)
             if run is None or run.first_token_mono is not None:
                 return
             run.first_token_mono = self.clock.monotonic()
@@ -187,7 +197,7 @@ class Tracker:
 
     def get_run(self, run_id: RunId) -> Run | None:
         with self._lock:
-            return self._runs.get(run_id)
+            return self._live.get(run_id)
 
     @property
     def live_runs(self) -> int:
@@ -278,7 +288,7 @@ class Tracker:
             notes.append(("on_internal_error", "cost"))
             return
         run.unpriced = run.cost is None
-        if run.cost is not None and run.persona != UNKNOWN:
+        if self._budgeted and run.cost is not None and run.persona != UNKNOWN:
             status = self.cost_budgets.consume(run.persona, budget_execution(run),
                                                run.cost.total_usd, now)
             if status is not None:
@@ -331,7 +341,8 @@ class Tracker:
 
     def _act(self, run: Run, now: float, now_ns: int, notes: list[_Note]) -> None:
         """Switch rule: a run whose persona is known and differs from the acting one."""
-        self._land_handoff(run, notes)
+        if run.is_node:
+            self._land_handoff(run, notes)
         if run.persona == UNKNOWN:
             return
         stage_run = run.stage_run
@@ -386,13 +397,15 @@ class Tracker:
             run.usage = event.usage or self._estimate(run, event)
             if run.usage is not None:
                 _mark_enclosing_llm(run)
-            if run.usage is not None and run.persona != UNKNOWN and not run.usage_in_child:
+            if (self._budgeted and run.usage is not None and run.persona != UNKNOWN
+                    and not run.usage_in_child):
                 status = self.budgets.consume(run.persona, budget_execution(run),
                                               _total(run.usage), now)
                 if status is not None:
                     notes.append(("on_budget", status))
         notes.append(("on_run_end", run))
-        notes.extend(("on_gate", verdict) for verdict in self._gate_attempts.ended(run))
+        if run.gate_result is not None or run.extra:  # held verdicts live in run.extra
+            notes.extend(("on_gate", verdict) for verdict in self._gate_attempts.ended(run))
         # Tools hand off by name; a Command(goto=...) counts once, at the node that returned it.
         if event.handoffs and (run.kind is RunKind.TOOL or run.is_node):
             for target in event.handoffs:
@@ -458,10 +471,11 @@ class Tracker:
         completion = _text_size(event.outputs) // 4
         return Usage(prompt, completion, prompt + completion, estimated=True)
 
-    def _sweep_if_due(self, now_ns: int, now: float, notes: list[_Note]) -> None:
-        if now >= self._next_sweep or len(self._runs) > self._runs.max_runs:
-            self._next_sweep = now + self._sweep_interval
-            notes.extend(self._evict(now_ns, now))
+    def _sweep(self, now_ns: int, now: float, notes: list[_Note]) -> None:
+        """Evict what is due (checked inline by start/end: due every interval, or past the
+        size bound)."""
+        self._next_sweep = now + self._sweep_interval
+        notes.extend(self._evict(now_ns, now))
 
     def _evict(self, now_ns: int, now: float, everything: bool = False) -> list[_Note]:
         notes: list[_Note] = []
@@ -499,7 +513,11 @@ class Tracker:
         return found
 
     def _notify(self, notes: list[_Note]) -> None:
-        table = self._listener_table()
+        sinks = self.sinks
+        if self._listener_key == (id(sinks), len(sinks)):
+            table = self._listener_cache
+        else:
+            table = self._listener_table()
         for method, arg in notes:
             listeners = table.get(method)
             if listeners is None:

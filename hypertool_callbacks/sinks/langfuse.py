@@ -44,6 +44,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
+from hypertool_callbacks import semconv as sc
 from hypertool_callbacks.config import Config
 from hypertool_callbacks.context.inference import THREAD_KEY
 from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
@@ -303,7 +304,9 @@ class LangfuseSink(Sink):
             fields["status_message"] = "evicted: the run had not ended within hypertool's bounds"
         if llm:
             fields["model"] = run.response_model or run.model
-            fields["model_parameters"] = dict(run.parameters) or None
+            fields["model_parameters"] = {
+                key: value for key, value in run.parameters.items()
+                if value is not None and (key in sc.REQUEST_PARAMETERS or key == "stop")} or None
             # A call delegating to an inner one: the inner generation carries the usage.
             fields["usage_details"] = (usage_details(run.usage)
                                        if run.usage and not run.usage_in_child else None)

@@ -18,7 +18,7 @@ from hypertool_callbacks.context.records import (
     PersonaStint,
     PersonaSwitch,
 )
-from hypertool_callbacks.context.runs import Run, Status
+from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind
 
@@ -130,46 +130,69 @@ class PrometheusSink(Sink):
         return False  # a run that inherits everything adds no sample
 
     def on_run_end(self, run: Run) -> None:
-        status = run.status.value
-        if run.kind is RunKind.LLM:
-            self._llm_end(run, status)
-        elif run.kind is RunKind.TOOL:
-            self._inc(self._tool_calls, (run.label, run.persona, status), run=run)
-            self._observe(self._tool_seconds, (run.label, run.persona), run.duration, run)
-        if run.introduces_stage and run.status is not Status.EVICTED:
-            persona = run.stage_persona or run.persona
-            self._observe(self._stage_seconds, (run.workflow, run.stage, persona),
-                          run.duration, run)
+        # The hot path: label children looked up in the cache inline, the exemplar built once.
+        status = run.status  # a StrEnum: its own label value
+        kind = run.kind
+        end = run.end_mono
+        duration = 0.0 if end is None else max(0.0, end - run.start_mono)
+        exemplar = self._exemplar(run) if run.trace_id else None
+        children, child = self._children, self._child
+        if kind is RunKind.LLM:
+            self._llm_end(run, status, duration, exemplar)
+        elif kind is RunKind.TOOL:
+            called: tuple[str, ...] = (run.label, run.persona, status)
+            key = (id(self._tool_calls), called)
+            (children.get(key) or child(self._tool_calls, called)).inc(1, exemplar)
+            tool: tuple[str, ...] = (run.label, run.persona)
+            key = (id(self._tool_seconds), tool)
+            (children.get(key) or child(self._tool_seconds, tool)).observe(duration, exemplar)
+        if run.stage_run is run and run.stage != UNKNOWN and status is not Status.EVICTED:
+            stage: tuple[str, ...] = (run.workflow, run.stage, run.stage_persona or run.persona)
+            key = (id(self._stage_seconds), stage)
+            (children.get(key) or child(self._stage_seconds, stage)).observe(duration, exemplar)
         if run.parent is None:
-            self._observe(self._workflow_seconds, (run.workflow, status), run.duration, run)
+            flow: tuple[str, ...] = (run.workflow, status)
+            key = (id(self._workflow_seconds), flow)
+            (children.get(key) or child(self._workflow_seconds, flow)).observe(duration, exemplar)
 
-    def _llm_end(self, run: Run, status: str) -> None:
+    def _llm_end(self, run: Run, status: str, duration: float,
+                 exemplar: dict[str, str] | None) -> None:
         model, persona = run.label, run.persona
-        self._inc(self._llm_requests, (model, persona, status), run=run)
-        self._observe(self._llm_seconds, (model, persona, status), run.duration, run)
+        children, child = self._children, self._child
+        labels: tuple[str, ...] = (model, persona, status)
+        key = (id(self._llm_requests), labels)
+        (children.get(key) or child(self._llm_requests, labels)).inc(1, exemplar)
+        key = (id(self._llm_seconds), labels)
+        (children.get(key) or child(self._llm_seconds, labels)).observe(duration, exemplar)
         if run.first_token_mono is not None:
-            self._observe(self._first_token, (model, persona),
-                          max(0.0, run.first_token_mono - run.start_mono), run)
+            child(self._first_token, (model, persona)).observe(
+                max(0.0, run.first_token_mono - run.start_mono), exemplar)
         usage = run.usage
         if run.usage_in_child:  # counted at the inner call
             return
         if (usage is None or usage.estimated) and run.status is Status.OK:
-            self._inc(self._usage_missing, (model, persona), run=run)
+            child(self._usage_missing, (model, persona)).inc(1, exemplar)
         if usage is None:
             return
-        suffix = "_estimated" if usage.estimated else ""
+        estimated = usage.estimated
         if usage.input_tokens:
-            self._inc(self._tokens, (persona, model, "input" + suffix), usage.input_tokens, run)
+            labels = (persona, model, "input_estimated" if estimated else "input")
+            key = (id(self._tokens), labels)
+            (children.get(key) or child(self._tokens, labels)).inc(usage.input_tokens, exemplar)
         if usage.output_tokens:
-            self._inc(self._tokens, (persona, model, "output" + suffix), usage.output_tokens, run)
-        for detail, count in usage.details().items():
-            self._inc(self._token_details, (persona, model, detail), count, run)
+            labels = (persona, model, "output_estimated" if estimated else "output")
+            key = (id(self._tokens), labels)
+            (children.get(key) or child(self._tokens, labels)).inc(usage.output_tokens, exemplar)
+        if usage.cache_read_tokens or usage.cache_creation_tokens or usage.reasoning_tokens:
+            for detail, count in usage.details().items():
+                child(self._token_details, (persona, model, detail)).inc(count, exemplar)
         cost = run.cost
         if cost is not None:
-            basis = "estimated" if cost.estimated else "reported"
-            self._inc(self._cost, (persona, model, basis), cost.total_usd, run)
+            labels = (persona, model, "estimated" if cost.estimated else "reported")
+            key = (id(self._cost), labels)
+            (children.get(key) or child(self._cost, labels)).inc(cost.total_usd, exemplar)
         elif run.unpriced:
-            self._inc(self._unpriced, (persona, model), run=run)
+            child(self._unpriced, (persona, model)).inc(1, exemplar)
 
     def on_gate(self, verdict: GateVerdict) -> None:
         run = verdict.run
@@ -188,7 +211,7 @@ class PrometheusSink(Sink):
                   run=switch.run)
 
     def on_stint(self, stint: PersonaStint) -> None:
-        self._persona_seconds.labels(stint.persona, stint.workflow).observe(stint.seconds)
+        self._child(self._persona_seconds, (stint.persona, stint.workflow)).observe(stint.seconds)
 
     def on_handoff(self, handoff: Handoff) -> None:
         self._inc(self._handoffs, (handoff.from_persona, handoff.to_persona, handoff.workflow),
