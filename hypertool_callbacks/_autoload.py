@@ -75,6 +75,7 @@ def _start() -> Tracker | None:
 def _build() -> Tracker | None:
     import atexit
 
+    from hypertool_callbacks.context import sweeper
     from hypertool_callbacks.errors import ConfigError
     from hypertool_callbacks.exposition import serve_metrics_if_free
     from hypertool_callbacks.wiring import get_tracker
@@ -85,6 +86,7 @@ def _build() -> Tracker | None:
         _log().error("hypertool-callbacks disabled: %s", exc)
         return None
     atexit.register(tracker.shutdown, 5.0)
+    atexit.register(sweeper.stop, tracker)  # runs first (LIFO): no sweep during the last flush
     config = tracker.config
     metrics = "off"
     if config.metrics_port is not None:

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from hypertool_callbacks.clock import Clock
 from hypertool_callbacks.config import Config, load_config
+from hypertool_callbacks.context import sweeper
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.errors import ConfigError
@@ -72,12 +73,20 @@ def build_tracker(
     registry: CollectorRegistry | None = None,
     sinks: Iterable[Sink] | None = None,
     clock: Clock | None = None,
+    sweep: bool = True,
 ) -> Tracker:
     """A tracker with the default sinks (Prometheus on ``registry``, default prometheus_client's
-    own; OTel and Langfuse when installed and enabled), or exactly ``sinks`` when given."""
+    own; OTel and Langfuse when installed and enabled), or exactly ``sinks`` when given.
+
+    ``sweep``: evict runs past their TTL on a timer too (a daemon thread, see
+    ``context/sweeper.py``), not only when later events arrive; ``sweeper.stop(tracker)``
+    ends it (``uninstrument()`` does for the process-wide tracker)."""
     config = config or load_config()
     chosen = default_sinks(config, registry) if sinks is None else list(sinks)
-    return Tracker(config, chosen, clock)
+    tracker = Tracker(config, chosen, clock)
+    if sweep:
+        sweeper.start(tracker)
+    return tracker
 
 
 def get_tracker() -> Tracker:
@@ -103,6 +112,11 @@ def get_tracker_or_disabled() -> Tracker:
                            exc_info=not isinstance(exc, ConfigError))
                 _tracker = Tracker(Config(), sinks=())
             return _tracker
+
+
+def current_tracker() -> Tracker | None:
+    """The process-wide tracker if one was built or set (never builds one)."""
+    return _tracker
 
 
 def set_tracker(tracker: Tracker | None) -> Tracker | None:
