@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from hypertool_callbacks import frameworks
+from hypertool_callbacks.context import sweeper
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.wiring import (
     build_tracker,
+    current_tracker,
     default_sinks,
     get_tracker,
     get_tracker_or_disabled,
@@ -61,6 +63,7 @@ def instrument(tracker: Tracker | None = None) -> Tracker:
         if tracker is not None:
             set_tracker(tracker)
         active = get_tracker()
+        sweeper.start(active)  # an instrument(tracker) of the app's may have none yet
         installed = frameworks.attach_all(get_tracker)
         shutdown_at_exit()  # a short script's last runs, spans and metrics are not lost
         if not installed:
@@ -76,6 +79,7 @@ def uninstrument() -> None:
     global _instrumented
     with _lock:
         frameworks.detach_all()
+        sweeper.stop(current_tracker())
         _instrumented = False
 
 

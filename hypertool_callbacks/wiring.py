@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from hypertool_callbacks.clock import Clock
 from hypertool_callbacks.config import Config, load_config
+from hypertool_callbacks.context import sweeper
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.errors import ConfigError
@@ -77,12 +78,20 @@ def build_tracker(
     registry: CollectorRegistry | None = None,
     sinks: Iterable[Sink] | None = None,
     clock: Clock | None = None,
+    sweep: bool = True,
 ) -> Tracker:
     """A tracker with the default sinks (Prometheus on ``registry``, default prometheus_client's
-    own; OTel and Langfuse when installed and enabled), or exactly ``sinks`` when given."""
+    own; OTel and Langfuse when installed and enabled), or exactly ``sinks`` when given.
+
+    ``sweep``: evict runs past their TTL on a timer too (a daemon thread, see
+    ``context/sweeper.py``), not only when later events arrive; ``sweeper.stop(tracker)``
+    ends it (``uninstrument()`` does for the process-wide tracker)."""
     config = config or load_config()
     chosen = default_sinks(config, registry) if sinks is None else list(sinks)
-    return Tracker(config, chosen, clock)
+    tracker = Tracker(config, chosen, clock)
+    if sweep:
+        sweeper.start(tracker)
+    return tracker
 
 
 def get_tracker() -> Tracker:
@@ -110,6 +119,11 @@ def get_tracker_or_disabled() -> Tracker:
             return _tracker
 
 
+def current_tracker() -> Tracker | None:
+    """The process-wide tracker if one was built or set (never builds one)."""
+    return _tracker
+
+
 def set_tracker(tracker: Tracker | None) -> Tracker | None:
     """Replace the process-wide tracker (returns the previous one)."""
     global _tracker
@@ -132,6 +146,7 @@ def _shutdown_current() -> None:
     tracker = _tracker
     if tracker is None:
         return
+    sweeper.stop(tracker)  # no sweep during the last flush
     try:
         tracker.shutdown(tracker.config.exit_flush_seconds)
     except Exception:  # at exit: log, never raise into the interpreter's shutdown

@@ -38,6 +38,7 @@ class OTLPReceiver:
     def __init__(self, mode: str | int = "ok") -> None:
         self.mode = mode
         self.received: list[Received] = []
+        self.posts = 0  # every POST, answered or not (``received`` keeps the 200s)
         self._closing = threading.Event()
         receiver = self
 
@@ -47,6 +48,7 @@ class OTLPReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.posts += 1
                 if receiver.mode == "hang":
                     receiver._closing.wait(30)
                     return

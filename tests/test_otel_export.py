@@ -108,6 +108,43 @@ def test_dead_endpoint_neither_breaks_nor_blocks_the_app(
         provider.shutdown()
 
 
+def _plain(q: str) -> Any:
+    prompt = ChatPromptTemplate.from_messages([("user", "{q}")])
+    model = FakeMessagesListChatModel(responses=[reply("hello", tokens=(12, 3))])
+    return (prompt | model).invoke({"q": q})
+
+
+@pytest.mark.parametrize("status", [401, 503])
+def test_an_endpoint_refusing_with_401_or_503_changes_nothing_for_the_app(
+    make_tracker: Callable[..., Tracker], sample: Callable[..., float], status: int
+) -> None:
+    with OTLPReceiver(status) as receiver:
+        provider = TracerProvider(shutdown_on_exit=False)
+        # A small queue, exported early: batches are refused while the app keeps invoking.
+        processor = BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=receiver.url + "/v1/traces", timeout=2),
+            schedule_delay_millis=5, max_queue_size=8, max_export_batch_size=4)
+        provider.add_span_processor(processor)
+        tracker = make_tracker(sinks=[OtelSink(provider)])
+        try:
+            for i in range(30):
+                result = _invoke(tracker, f"q{i}").model_dump(exclude={"id"})  # id: per run
+                assert result == _plain(f"q{i}").model_dump(exclude={"id"})
+            assert tracker.live_runs == 0
+            assert tracker.live_executions == 0
+            assert sample("hypertool_internal_errors_total", component="sink:otel") == 0
+            deadline = time.monotonic() + 10
+            while receiver.posts == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert receiver.posts > 0  # the exports were made, and refused
+            assert receiver.spans() == []
+            started = time.monotonic()
+            tracker.shutdown(timeout=0.3)
+            assert time.monotonic() - started < 1.5  # 503 is retried by the SDK for 2 s
+        finally:
+            provider.shutdown()
+
+
 def test_jsonl_exporter_writes_one_span_per_line(
     make_tracker: Callable[..., Tracker], tmp_path: Path
 ) -> None:

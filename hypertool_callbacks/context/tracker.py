@@ -480,10 +480,11 @@ class Tracker:
     def _evict(self, now_ns: int, now: float, everything: bool = False) -> list[_Note]:
         notes: list[_Note] = []
         # A folded run whose parent is over will never end: forget it.
-        stale = [key for key, parent in self._aliases.items()
+        # (A copy: unfold() pops without the lock.)
+        stale = [key for key, parent in list(self._aliases.items())
                  if everything or parent.end_mono is not None]
         for key in stale:
-            del self._aliases[key]
+            self._aliases.pop(key, None)
         for run in self._runs.evict(float("inf") if everything else now):
             run.end_ns, run.end_mono, run.status = now_ns, now, Status.EVICTED
             notes.append(("on_drop", "evicted"))
