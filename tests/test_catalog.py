@@ -89,10 +89,27 @@ def test_closed_label_values_agree_with_the_code_that_emits_them() -> None:
     tracker_source = (ROOT / "hypertool_callbacks/context/tracker.py").read_text()
     emitted = set(re.findall(r'\("on_drop", "([a-z_]+)"\)', tracker_source))
     assert emitted == set(c.DROP_REASONS)
-    sink_source = (ROOT / "hypertool_callbacks/sinks/prometheus.py").read_text()
-    assert {"input", "output"} <= set(c.TOKEN_TYPES)
-    assert '"_estimated"' in sink_source and all(
-        t.removesuffix("_estimated") in ("input", "output") for t in c.TOKEN_TYPES)
+    assert _token_types_the_sink_emits() == set(c.TOKEN_TYPES)
+
+
+def _token_types_the_sink_emits() -> set[str]:
+    """The ``token_type`` values the Prometheus sink writes for reported and estimated usage."""
+    from prometheus_client import CollectorRegistry
+
+    from hypertool_callbacks.context.runs import Run
+    from hypertool_callbacks.events import RunKind, Usage
+    from hypertool_callbacks.sinks.prometheus import PrometheusSink
+
+    registry = CollectorRegistry()
+    sink = PrometheusSink(registry)
+    for estimated in (False, True):
+        run = Run(run_id=estimated, parent=None, kind=RunKind.LLM, name="m", tags=(),
+                  metadata={}, start_ns=0, start_mono=0.0)
+        run.end_mono, run.usage = 1.0, Usage(3, 2, 5, estimated=estimated)
+        sink.on_run_end(run)
+    return {sample.labels["token_type"] for family in registry.collect()
+            for sample in family.samples
+            if sample.name == "hypertool_persona_tokens_used_total"}
 
 
 def test_allowed_values_reject_unknown_labels() -> None:

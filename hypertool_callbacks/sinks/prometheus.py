@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -102,6 +104,7 @@ class PrometheusSink(Sink):
             self._dropped.labels(reason)
         # Label values are bounded upstream, so this cache is bounded too.
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._writers: dict[tuple[int, tuple[str, ...]], Callable[[float], None]] = {}
         # Exemplars exist only in the OpenMetrics text of a single process.
         self._exemplars = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
@@ -109,6 +112,17 @@ class PrometheusSink(Sink):
         if run is None or not self._exemplars or not isinstance(run.trace_id, str):
             return None
         return {"trace_id": run.trace_id} if run.trace_id else None
+
+    def _writer(self, metric: Any, labels: tuple[str, ...]) -> Callable[[float], None]:
+        """How to add one value to a label child when there is no exemplar: straight to its
+        value (a histogram: the sum and one bucket found by bisection), skipping the public
+        method's checks and its Python loop over the buckets. Falls back to the public method
+        if the child is not shaped as prometheus_client has made them for years."""
+        key = (id(metric), labels)
+        writer = self._writers.get(key)
+        if writer is None:
+            writer = self._writers[key] = _writer(self._child(metric, labels))
+        return writer
 
     def _child(self, metric: Any, labels: tuple[str, ...]) -> Any:
         # metric.labels() validates and locks on every call; label sets repeat endlessly.
@@ -129,70 +143,67 @@ class PrometheusSink(Sink):
     def needs_run(self, parent: Run) -> bool:
         return False  # a run that inherits everything adds no sample
 
+    def _add(self, metric: Any, labels: tuple[str, ...], value: float,
+             exemplar: dict[str, str] | None) -> None:
+        """Count (a counter) or observe (a histogram) ``value`` on a label child."""
+        if exemplar is None:
+            writer = self._writers.get((id(metric), labels))
+            (writer or self._writer(metric, labels))(value)
+        elif isinstance(metric, Histogram):
+            self._child(metric, labels).observe(value, exemplar)
+        else:
+            self._child(metric, labels).inc(value, exemplar)
+
     def on_run_end(self, run: Run) -> None:
-        # The hot path: label children looked up in the cache inline, the exemplar built once.
         status = run.status  # a StrEnum: its own label value
         kind = run.kind
         end = run.end_mono
         duration = 0.0 if end is None else max(0.0, end - run.start_mono)
-        exemplar = self._exemplar(run) if run.trace_id else None
-        children, child = self._children, self._child
+        exemplar = self._exemplar(run) if run.trace_id else None  # built once per run
+        add = self._add
         if kind is RunKind.LLM:
             self._llm_end(run, status, duration, exemplar)
         elif kind is RunKind.TOOL:
-            called: tuple[str, ...] = (run.label, run.persona, status)
-            key = (id(self._tool_calls), called)
-            (children.get(key) or child(self._tool_calls, called)).inc(1, exemplar)
-            tool: tuple[str, ...] = (run.label, run.persona)
-            key = (id(self._tool_seconds), tool)
-            (children.get(key) or child(self._tool_seconds, tool)).observe(duration, exemplar)
+            add(self._tool_calls, (run.label, run.persona, status), 1, exemplar)
+            add(self._tool_seconds, (run.label, run.persona), duration, exemplar)
         if run.stage_run is run and run.stage != UNKNOWN and status is not Status.EVICTED:
-            stage: tuple[str, ...] = (run.workflow, run.stage, run.stage_persona or run.persona)
-            key = (id(self._stage_seconds), stage)
-            (children.get(key) or child(self._stage_seconds, stage)).observe(duration, exemplar)
+            add(self._stage_seconds, (run.workflow, run.stage, run.stage_persona or run.persona),
+                duration, exemplar)
         if run.parent is None:
-            flow: tuple[str, ...] = (run.workflow, status)
-            key = (id(self._workflow_seconds), flow)
-            (children.get(key) or child(self._workflow_seconds, flow)).observe(duration, exemplar)
+            add(self._workflow_seconds, (run.workflow, status), duration, exemplar)
 
     def _llm_end(self, run: Run, status: str, duration: float,
                  exemplar: dict[str, str] | None) -> None:
         model, persona = run.label, run.persona
-        children, child = self._children, self._child
-        labels: tuple[str, ...] = (model, persona, status)
-        key = (id(self._llm_requests), labels)
-        (children.get(key) or child(self._llm_requests, labels)).inc(1, exemplar)
-        key = (id(self._llm_seconds), labels)
-        (children.get(key) or child(self._llm_seconds, labels)).observe(duration, exemplar)
+        add = self._add
+        add(self._llm_requests, (model, persona, status), 1, exemplar)
+        add(self._llm_seconds, (model, persona, status), duration, exemplar)
         if run.first_token_mono is not None:
-            child(self._first_token, (model, persona)).observe(
+            add(self._first_token, (model, persona),
                 max(0.0, run.first_token_mono - run.start_mono), exemplar)
         usage = run.usage
         if run.usage_in_child:  # counted at the inner call
             return
         if (usage is None or usage.estimated) and run.status is Status.OK:
-            child(self._usage_missing, (model, persona)).inc(1, exemplar)
+            add(self._usage_missing, (model, persona), 1, exemplar)
         if usage is None:
             return
         estimated = usage.estimated
         if usage.input_tokens:
-            labels = (persona, model, "input_estimated" if estimated else "input")
-            key = (id(self._tokens), labels)
-            (children.get(key) or child(self._tokens, labels)).inc(usage.input_tokens, exemplar)
+            add(self._tokens, (persona, model, "input_estimated" if estimated else "input"),
+                usage.input_tokens, exemplar)
         if usage.output_tokens:
-            labels = (persona, model, "output_estimated" if estimated else "output")
-            key = (id(self._tokens), labels)
-            (children.get(key) or child(self._tokens, labels)).inc(usage.output_tokens, exemplar)
+            add(self._tokens, (persona, model, "output_estimated" if estimated else "output"),
+                usage.output_tokens, exemplar)
         if usage.cache_read_tokens or usage.cache_creation_tokens or usage.reasoning_tokens:
             for detail, count in usage.details().items():
-                child(self._token_details, (persona, model, detail)).inc(count, exemplar)
+                add(self._token_details, (persona, model, detail), count, exemplar)
         cost = run.cost
         if cost is not None:
-            labels = (persona, model, "estimated" if cost.estimated else "reported")
-            key = (id(self._cost), labels)
-            (children.get(key) or child(self._cost, labels)).inc(cost.total_usd, exemplar)
+            add(self._cost, (persona, model, "estimated" if cost.estimated else "reported"),
+                cost.total_usd, exemplar)
         elif run.unpriced:
-            child(self._unpriced, (persona, model)).inc(1, exemplar)
+            add(self._unpriced, (persona, model), 1, exemplar)
 
     def on_gate(self, verdict: GateVerdict) -> None:
         run = verdict.run
@@ -237,3 +248,26 @@ class PrometheusSink(Sink):
 
     def on_internal_error(self, component: str) -> None:
         self._internal.labels(component).inc()
+
+
+def _writer(child: Any) -> Callable[[float], None]:
+    value = getattr(child, "_value", None)
+    if value is not None and callable(getattr(value, "inc", None)):  # counter
+        add: Callable[[float], None] = value.inc
+        return add
+    total = getattr(child, "_sum", None)
+    buckets = getattr(child, "_buckets", None)
+    bounds = getattr(child, "_upper_bounds", None)
+    if total is None or not buckets or not bounds or len(buckets) != len(bounds):
+        return child.inc if hasattr(child, "inc") else child.observe  # type: ignore[no-any-return]
+    add_sum = total.inc
+    add_one = [bucket.inc for bucket in buckets]
+    last = len(add_one)
+
+    def observe(amount: float) -> None:
+        add_sum(amount)
+        index = bisect_left(bounds, amount)  # the first bucket whose bound is >= amount
+        if index < last:
+            add_one[index](1)
+
+    return observe
