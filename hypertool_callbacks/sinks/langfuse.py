@@ -70,6 +70,16 @@ _CLASSES: dict[str, Callable[..., Any]] = {
 }
 Mask = Callable[[Any], Any]
 A = LangfuseOtelSpanAttributes
+try:  # the builders behind the SDK's observation wrappers (a private module of 5.x)
+    from langfuse._client.attributes import (
+        create_generation_attributes,
+        create_span_attributes,
+    )
+
+    _ATTRIBUTES: tuple[Callable[..., dict[str, Any]], Callable[..., dict[str, Any]]] | None = (
+        create_generation_attributes, create_span_attributes)
+except ImportError:  # pragma: no cover - another SDK layout: the public wrappers instead
+    _ATTRIBUTES = None
 
 
 def observation_type(run: Run) -> str:
@@ -236,12 +246,36 @@ class LangfuseSink(Sink):
             return
         try:
             # Set at the end: a graph run learns its agent persona after it started.
-            span.set_attributes(self._trace_attributes(run))
+            attributes = self._trace_attributes(run)
             kind = observation_type(run)
-            _CLASSES[kind](otel_span=span, langfuse_client=self.client, **self._fields(run, kind))
+            fields = self._fields(run, kind)
+            if _ATTRIBUTES is None:  # an SDK without the attribute builders: its wrappers
+                span.set_attributes(attributes)
+                _CLASSES[kind](otel_span=span, langfuse_client=self.client, **fields)
+            else:
+                self._observation(span, kind, fields, attributes)
         finally:
             # End it even if filling it failed: an unended span is never exported.
             span.end(end_time=run.end_ns)
+
+    def _observation(self, span: trace.Span, kind: str, fields: dict[str, Any],
+                     attributes: dict[str, Any]) -> None:
+        """The attributes the SDK's observation wrapper would set, set at once. The wrapper
+        itself also scans every value for media and re-serialises it, which costs more than
+        the rest of the run's bookkeeping; our input/output are already capped strings."""
+        assert _ATTRIBUTES is not None
+        build = _ATTRIBUTES[0] if kind in ("generation", "embedding") else _ATTRIBUTES[1]
+        observation = build(observation_type=kind, **fields)
+        environment = getattr(self.client, "_environment", None)
+        release = getattr(self.client, "_release", None)
+        if environment:
+            attributes[A.ENVIRONMENT] = environment
+        if release:
+            attributes[A.RELEASE] = release
+        attributes.update(observation)
+        span.set_attributes(attributes)
+        if fields.get("level") == "ERROR":
+            span.set_status(trace.Status(trace.StatusCode.ERROR, fields.get("status_message")))
 
     def _trace_parent(self, trace_id: str) -> trace.Span:
         """The SDK's own way to start a trace with a given id: a sampled, non-recording parent
