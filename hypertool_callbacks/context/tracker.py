@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hypertool_callbacks.clock import Clock, SystemClock
@@ -18,11 +16,14 @@ from hypertool_callbacks.config import Config
 from hypertool_callbacks.context import gates
 from hypertool_callbacks.context.budget import BudgetBook, budget_execution
 from hypertool_callbacks.context.cost import Pricer
+from hypertool_callbacks.context.dispatch import Dispatcher, Note, close_all
+from hypertool_callbacks.context.estimate import text_size
+from hypertool_callbacks.context.executions import Executions
 from hypertool_callbacks.context.gate_attempts import GateAttempts
-from hypertool_callbacks.context.inference import NODE_KEY, Resolver
+from hypertool_callbacks.context.inference import Resolver
 from hypertool_callbacks.context.labels import clean
 from hypertool_callbacks.context.persona_hint import PersonaHint
-from hypertool_callbacks.context.records import BudgetStatus, Handoff, PersonaStint, PersonaSwitch
+from hypertool_callbacks.context.records import BudgetStatus, PersonaStint, PersonaSwitch
 from hypertool_callbacks.context.runs import UNKNOWN, Run, RunTree, Status
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.errors import CostBudgetExceeded, TokenBudgetExceeded
@@ -31,25 +32,9 @@ from hypertool_callbacks.safety import RateLimitedLog
 
 _log = logging.getLogger(__name__)
 _MAX_SWEEP_INTERVAL = 60.0  # seconds between two sweeps for runs past their TTL, at most
-_MAX_TOOL_REQUESTS = 256  # tool calls asked for but not started yet, per execution
 
 
-@dataclass(slots=True)
-class _Execution:
-    """Who is acting in one workflow execution (a root run, or a LangGraph thread)."""
-
-    persona: str | None = None
-    since: float | None = None  # None between two invocations of the same thread
-    workflow: str = UNKNOWN
-    # Handoffs signalled but not yet landed, by target node name: the target's persona is
-    # known only when its node starts (it may be renamed by a rule or an explicit persona).
-    handoffs: dict[str, Handoff] = field(default_factory=dict)
-    # Tool calls an LLM reply asked for, by tool call id: the tool run is that LLM's persona's.
-    requests: dict[str, str] = field(default_factory=dict)
-
-
-# What to tell sinks once the lock is released: (method name, argument).
-_Note = tuple[str, Any]
+_Note = Note
 
 
 class Tracker:
@@ -68,7 +53,8 @@ class Tracker:
         clock: Clock | None = None,
     ) -> None:
         self.config = config or Config()
-        self.sinks: list[Sink] = list(sinks)
+        self._dispatch = Dispatcher(sinks, self.config.strict, RateLimitedLog(_log))
+        self._notify = self._dispatch.notify
         self.clock: Clock = clock or SystemClock()
         self.resolver = Resolver(self.config)
         self.verdicts = gates.Verdicts(self.config.gate_pass_words, self.config.gate_fail_words)
@@ -84,14 +70,12 @@ class Tracker:
         self._foldable = not self.resolver.has_rules  # name rules could match any run
         # Persona rules may match system prompts: only then must adapters extract them.
         self.reads_prompts = bool(self.resolver.persona_rules)
-        self._executions: OrderedDict[str, _Execution] = OrderedDict()
+        self._executions = Executions(self.config.max_executions, self.resolver)
         self._lock = threading.Lock()
         # Sweeps ride on events (no thread of our own): on a start or an end, when due.
         self._sweep_interval = min(_MAX_SWEEP_INTERVAL, self.config.run_ttl_seconds / 4)
         self._next_sweep = self.clock.monotonic() + self._sweep_interval
         self._warn = RateLimitedLog(_log)
-        self._listener_cache: dict[str, list[tuple[Sink, Callable[[Any], None]]]] = {}
-        self._listener_key: tuple[int, int] | None = None
         self._hint = PersonaHint()  # one hint when most calls have persona 'unknown'
         limits = [*self.budgets.limits(), *self.cost_budgets.limits()]
         # No budget configured (the common case): no budget bookkeeping on any event.
@@ -114,7 +98,7 @@ class Tracker:
             if (parent is None or run_id in self._aliases
                     or not self.resolver.adds_nothing(tags, metadata, parent)):
                 return False
-            for sink in self.sinks:
+            for sink in self._dispatch.sinks:
                 if sink.needs_run(parent):
                     return False
             if len(self._aliases) >= self._runs.max_runs:  # runs that never end: oldest go
@@ -214,18 +198,19 @@ class Tracker:
         self._notify(notes)
         return sum(1 for method, _ in notes if method == "on_run_end")
 
+    @property
+    def sinks(self) -> list[Sink]:
+        return self._dispatch.sinks
+
     def add_sink(self, sink: Sink) -> None:
         """Attach ``sink`` (once) for the events from now on (e.g. a recorder)."""
         with self._lock:
             if not any(s is sink for s in self.sinks):
-                # A new list, and a forgotten cache: the listener cache is keyed by the list.
-                self.sinks = [*self.sinks, sink]
-                self._listener_key = None
+                self._dispatch.replace([*self.sinks, sink])
 
     def remove_sink(self, sink: Sink) -> None:
         with self._lock:
-            self.sinks = [s for s in self.sinks if s is not sink]
-            self._listener_key = None
+            self._dispatch.replace([s for s in self.sinks if s is not sink])
 
     def internal_error(self, component: str, exc: BaseException) -> None:
         """Adapters report their own failures here: counted, logged at most once a minute."""
@@ -244,36 +229,7 @@ class Tracker:
             notes = self._evict(self.clock.wall_ns(), self.clock.monotonic(), everything=True)
             self._hint.judge(final=True)
         self._notify(notes)
-        # Sinks keeping the base class's no-op need no thread.
-        pending = [sink for sink in self.sinks if type(sink).shutdown is not Sink.shutdown]
-        done = threading.Condition()
-        finished: list[Sink] = []
-        gave_up: list[Sink] = []
-
-        def close(sink: Sink) -> None:
-            started = self.clock.monotonic()
-            try:
-                sink.shutdown(timeout)
-            except Exception as exc:
-                self._warn.warning(f"shutdown:{sink.name}", "sink %s failed to shut down: %r",
-                                   sink.name, exc)
-            with done:
-                if self.clock.monotonic() - started >= 0.95 * timeout:
-                    gave_up.append(sink)
-                finished.append(sink)
-                done.notify_all()
-
-        for sink in pending:
-            # Daemon threads: a sink stuck past the limit must not hold the interpreter's exit.
-            threading.Thread(target=close, args=(sink,), daemon=True,
-                             name=f"hypertool-shutdown-{sink.name}").start()
-        with done:
-            done.wait_for(lambda: len(finished) == len(pending), max(0.0, timeout))
-            cut = [sink.name for sink in pending if sink in gave_up or sink not in finished]
-        if cut:
-            _log.warning("hypertool: flush stopped at its %.1f s limit: %s had not finished "
-                         "sending; what was not sent is dropped (exit_flush_seconds sets the "
-                         "limit at exit)", timeout, ", ".join(cut))
+        close_all(self.sinks, timeout, self.clock, self._warn)
 
     def _price(self, run: Run, usage: Usage, now: float, notes: list[_Note]) -> None:
         """Price an LLM call that counted usage. Outside the lock: the first call of a process
@@ -305,7 +261,7 @@ class Tracker:
             system_prompt=event.system_prompt,
         )
         if event.kind is RunKind.TOOL:
-            run.requested_by = self._requester(event, parent)
+            run.requested_by = self._executions.requester(event.tool_call_id, parent)
         self.resolver.resolve(run, parent)
         if run.kind is RunKind.LLM:
             run.label = self.resolver.model_label(run.model)
@@ -314,35 +270,12 @@ class Tracker:
         self._runs.add(run)
         return run
 
-    def _requester(self, event: RunStart, parent: Run | None) -> str | None:
-        """The persona of the LLM call whose reply asked for this tool call, if seen."""
-        if event.tool_call_id is None or parent is None:
-            return None
-        state = self._executions.get(parent.execution)
-        return state.requests.pop(event.tool_call_id, None) if state is not None else None
-
-    def _remember_requests(self, run: Run, ids: tuple[str, ...]) -> None:
-        requests = self._execution(run).requests
-        for call_id in ids:
-            requests.pop(call_id, None)  # re-inserted last: a reused id goes to its newest asker
-            if len(requests) >= _MAX_TOOL_REQUESTS:
-                del requests[next(iter(requests))]
-            requests[call_id] = run.persona
-
-    def _execution(self, run: Run) -> _Execution:
-        state = self._executions.get(run.execution)
-        if state is None:
-            if len(self._executions) >= self.config.max_executions:
-                self._executions.popitem(last=False)
-            state = self._executions[run.execution] = _Execution(workflow=run.workflow)
-        else:
-            self._executions.move_to_end(run.execution)
-        return state
-
     def _act(self, run: Run, now: float, now_ns: int, notes: list[_Note]) -> None:
         """Switch rule: a run whose persona is known and differs from the acting one."""
         if run.is_node:
-            self._land_handoff(run, notes)
+            handoff = self._executions.land(run)
+            if handoff is not None:
+                notes.append(("on_handoff", handoff))
         if run.persona == UNKNOWN:
             return
         stage_run = run.stage_run
@@ -351,7 +284,7 @@ class Tracker:
         if (stage_run is not None and stage_run.stage_persona is None
                 and run.kind in (RunKind.LLM, RunKind.TOOL)):
             stage_run.stage_persona = run.persona
-        state = self._execution(run)
+        state = self._executions.of(run)
         if state.persona == run.persona:
             if state.since is None:
                 state.since = now
@@ -393,7 +326,7 @@ class Tracker:
             run.gate_result = self.verdicts(event.error, event.outputs)
         if run.kind is RunKind.LLM:
             if event.tool_call_ids and run.persona != UNKNOWN and event.error is None:
-                self._remember_requests(run, event.tool_call_ids)
+                self._executions.remember_requests(run, event.tool_call_ids)
             run.usage = event.usage or self._estimate(run, event)
             if run.usage is not None:
                 _mark_enclosing_llm(run)
@@ -409,47 +342,9 @@ class Tracker:
         # Tools hand off by name; a Command(goto=...) counts once, at the node that returned it.
         if event.handoffs and (run.kind is RunKind.TOOL or run.is_node):
             for target in event.handoffs:
-                self._handoff(run, target)
+                self._executions.handoff(run, target)
         if run.parent is None:
             self._end_execution(run, now, notes)
-
-    def _handoff(self, run: Run, target_name: str) -> None:
-        target = clean(target_name)
-        # A plain node has no persona of its own (node personas go to the calls in it): it
-        # hands off as the persona that worked in it, if any.
-        sender = run.persona
-        if sender == UNKNOWN and run.is_node and run.stage_run is run and run.stage_persona:
-            sender = run.stage_persona
-        # The Command a handoff tool returns travels up through the enclosing nodes: count the
-        # handoff once, at the innermost run that made it. Only a persona hands off (never
-        # 'unknown'), and only to another unit of work (never to 'tools', 'model', ...).
-        done: set[str] = run.extra.get("handoffs_done") or set()
-        if (not target or target in self.resolver.generic or sender == UNKNOWN
-                or target == sender or target in done):
-            return
-        run.handoff_to = (*run.handoff_to, target)
-        ancestor: Run | None = run
-        while ancestor is not None:
-            ancestor.extra.setdefault("handoffs_done", set()).add(target)
-            ancestor = ancestor.parent
-        state = self._executions.get(run.execution)
-        if state is not None:
-            state.handoffs[target] = Handoff(sender, target, run.workflow, run)
-
-    def _land_handoff(self, run: Run, notes: list[_Note]) -> None:
-        """The node a pending handoff targets starts: record it to the persona it runs as."""
-        state = self._executions.get(run.execution)
-        if state is None or not state.handoffs or not run.is_node:
-            return
-        pending = state.handoffs.pop(clean(run.metadata.get(NODE_KEY)) or "", None)
-        if pending is None:
-            return
-        # A node hosting a sub-agent has no persona of its own yet: name it like the agent.
-        to = run.persona if run.persona != UNKNOWN else self.resolver.agent_persona(
-            pending.to_persona)
-        if to != pending.from_persona:
-            handoff = replace(pending, to_persona=self.resolver.personas.admit(to))
-            notes.append(("on_handoff", handoff))
 
     def _end_execution(self, root: Run, now: float, notes: list[_Note]) -> None:
         state = self._executions.get(root.execution)
@@ -458,7 +353,7 @@ class Tracker:
                                                    now - state.since)))
             state.since = None
         if root.thread_id is None:  # keyed by the root run: it is over
-            self._executions.pop(root.execution, None)
+            self._executions.pop(root.execution)
             if self._budgeted:
                 self.budgets.end_execution(root.execution)
                 self.cost_budgets.end_execution(root.execution)
@@ -467,8 +362,8 @@ class Tracker:
         if not self.config.estimate_missing_usage:
             return None
         # ~4 characters a token: rough, and labelled as estimated wherever it is exported.
-        prompt = _text_size(run.inputs) // 4
-        completion = _text_size(event.outputs) // 4
+        prompt = text_size(run.inputs) // 4
+        completion = text_size(event.outputs) // 4
         return Usage(prompt, completion, prompt + completion, estimated=True)
 
     def _sweep(self, now_ns: int, now: float, notes: list[_Note]) -> None:
@@ -494,47 +389,6 @@ class Tracker:
                 self._end_execution(run, now, notes)
         return notes
 
-    # -- sink dispatch ---------------------------------------------------------------------
-
-    def _listener_table(self) -> dict[str, list[tuple[Sink, Callable[[Any], None]]]]:
-        """Per sink method, the sinks that implement it (not the base no-op) with the bound
-        method; rebuilt if ``self.sinks`` is replaced or changes length. Checked once per
-        dispatch, not per note."""
-        key = (id(self.sinks), len(self.sinks))
-        if self._listener_key != key:
-            self._listener_cache, self._listener_key = {}, key
-        return self._listener_cache
-
-    def _listeners_of(self, table: dict[str, list[tuple[Sink, Callable[[Any], None]]]],
-                      method: str) -> list[tuple[Sink, Callable[[Any], None]]]:
-        base = getattr(Sink, method)
-        bound = [(sink, getattr(sink, method)) for sink in self.sinks]
-        found = [(sink, fn) for sink, fn in bound if getattr(fn, "__func__", None) is not base]
-        table[method] = found
-        return found
-
-    def _notify(self, notes: list[_Note]) -> None:
-        sinks = self.sinks
-        if self._listener_key == (id(sinks), len(sinks)):
-            table = self._listener_cache
-        else:
-            table = self._listener_table()
-        for method, arg in notes:
-            listeners = table.get(method)
-            if listeners is None:
-                listeners = self._listeners_of(table, method)
-            for sink, handler in listeners:
-                try:
-                    handler(arg)
-                except Exception as exc:
-                    if self.config.strict:
-                        raise
-                    self._warn.warning(f"sink:{sink.name}:{method}",
-                                       "hypertool sink %s failed in %s: %r", sink.name, method, exc)
-                    if method != "on_internal_error":
-                        self._notify([("on_internal_error", f"sink:{sink.name}")])
-
-
 def _mark_enclosing_llm(run: Run) -> None:
     """An LLM call made inside another (a router or gateway model delegating): its tokens are
     the outer call's tokens, so only the inner one counts them."""
@@ -548,23 +402,3 @@ def _mark_enclosing_llm(run: Run) -> None:
 
 def _total(usage: Usage) -> int:
     return usage.total_tokens or usage.input_tokens + usage.output_tokens
-
-
-def _text_size(value: Any, depth: int = 0) -> int:
-    """Characters of text in a prompt/completion structure, bounded in depth and size."""
-    if depth > 4:
-        return 0
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(_text_size(v, depth + 1) for v in list(value.values())[:100])
-    if isinstance(value, list | tuple):
-        return sum(_text_size(v, depth + 1) for v in value[:100])
-    generations = getattr(value, "generations", None)  # an LLM result
-    if isinstance(generations, list):
-        return _text_size(generations, depth + 1)
-    content = getattr(value, "content", None)
-    if content is not None:
-        return _text_size(content, depth + 1)
-    text = getattr(value, "text", None)
-    return len(text) if isinstance(text, str) else 0
