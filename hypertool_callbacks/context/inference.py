@@ -38,6 +38,7 @@ NODE_TAG_PREFIX = "graph:step:"
 
 EXPLICIT_KEYS = ("persona", "stage", "workflow", "gate")
 _META_KEYS = tuple((key, f"hypertool_{key}") for key in EXPLICIT_KEYS)
+_EXPLICIT_META_KEYS = tuple(meta_key for _, meta_key in _META_KEYS)
 
 
 def explicit(tags: Sequence[str], metadata: Mapping[str, Any]) -> dict[str, str]:
@@ -63,9 +64,12 @@ def explicit(tags: Sequence[str], metadata: Mapping[str, Any]) -> dict[str, str]
 
 def is_node_run(tags: Sequence[str], metadata: Mapping[str, Any]) -> bool:
     """A LangGraph node run (the graph's direct child), as opposed to a run inside a node."""
-    return NODE_KEY in metadata and any(
-        isinstance(t, str) and t.startswith(NODE_TAG_PREFIX) for t in tags
-    )
+    if NODE_KEY not in metadata:
+        return False
+    for tag in tags:  # noqa: SIM110  (a loop, not any(<genexpr>): this runs for every run)
+        if isinstance(tag, str) and tag.startswith(NODE_TAG_PREFIX):
+            return True
+    return False
 
 
 class Resolver:
@@ -92,14 +96,15 @@ class Resolver:
         ``parent``: no node or agent of its own, no explicit key its parent lacks. (Name rules
         are not looked at: the caller checks that none are configured.)"""
         inherited = parent.metadata
-        node = metadata.get(NODE_KEY)
-        if node is not None and (node != inherited.get(NODE_KEY) or is_node_run(tags, metadata)):
+        get, had = metadata.get, inherited.get
+        node = get(NODE_KEY)
+        if node is not None and (node != had(NODE_KEY) or is_node_run(tags, metadata)):
             return False
-        if metadata.get(AGENT_KEY) != inherited.get(AGENT_KEY):
+        if get(AGENT_KEY) != had(AGENT_KEY):
             return False
-        for _, meta_key in _META_KEYS:
-            value = metadata.get(meta_key)
-            if value is not None and value != inherited.get(meta_key):
+        for meta_key in _EXPLICIT_META_KEYS:
+            value = get(meta_key)
+            if value is not None and value != had(meta_key):
                 return False
         parent_tags = parent.tags
         for tag in tags:
