@@ -102,3 +102,27 @@ def test_folded_runs_that_never_end_are_forgotten_with_their_parent(
     handler.on_chain_end({}, run_id=root)
     tracker.evict_now()
     assert not tracker._aliases and tracker.live_runs == 0
+
+
+def test_a_child_of_a_folded_run_whose_parent_ended_is_a_root(
+    make_tracker: Callable[..., Tracker], sample: Sample,
+) -> None:
+    """Events out of order: the folded run outlives its parent; its child is not attached to
+    a run that has ended."""
+    from uuid import uuid4
+
+    tracker = make_tracker()
+    handler = HypertoolCallbackHandler(tracker)
+    root, folded, late = uuid4(), uuid4(), uuid4()
+    handler.on_chain_start({}, {}, run_id=root, name="root", tags=[], metadata={})
+    handler.on_chain_start({}, {}, run_id=folded, parent_run_id=root, name="x", tags=[],
+                           metadata={})
+    handler.on_chain_end({}, run_id=root)
+    handler.on_chain_start({}, {}, run_id=late, parent_run_id=folded, name="late", tags=[],
+                           metadata={})
+    assert sample("hypertool_events_dropped_total", reason="unknown_parent") == 1
+    run = tracker.get_run(late)
+    assert run is not None and run.parent is None
+    handler.on_chain_end({}, run_id=late)
+    handler.on_chain_end({}, run_id=folded)
+    assert tracker.live_runs == 0

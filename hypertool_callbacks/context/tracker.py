@@ -95,7 +95,7 @@ class Tracker:
             return False
         with self._lock:
             parent = self._runs.get(parent_id) or self._aliases.get(parent_id)
-            if (parent is None or run_id in self._aliases
+            if (parent is None or parent.end_mono is not None or run_id in self._aliases
                     or not self.resolver.adds_nothing(tags, metadata, parent)):
                 return False
             for sink in self._dispatch.sinks:
@@ -124,6 +124,8 @@ class Tracker:
                 parent_id = event.parent_id
                 parent = (live.get(parent_id) or self._aliases.get(parent_id)
                           if parent_id is not None else None)
+                if parent is not None and parent.end_mono is not None:
+                    parent = None  # folded into a run that has ended since: events out of order
                 if parent is None and parent_id:
                     # Parent never seen (handler attached mid-run) or evicted: a root now.
                     notes.append(("on_drop", "unknown_parent"))
