@@ -25,13 +25,14 @@ if TYPE_CHECKING:
         get_tracker,
         instrument,
         instrumented,
+        record,
         set_tracker,
         uninstrument,
     )
     from hypertool_callbacks.runtime import (
         register_env_hook as register_env_hook,
     )
-    from hypertool_callbacks.sinks.recorder import RecorderSink, record
+    from hypertool_callbacks.sinks.recorder import RecorderSink
     from hypertool_callbacks.summary import Summary
 
 
@@ -70,7 +71,7 @@ _LAZY = {
     "register_env_hook": "hypertool_callbacks.runtime",
     "set_tracker": "hypertool_callbacks.runtime",
     "uninstrument": "hypertool_callbacks.runtime",
-    "record": "hypertool_callbacks.sinks.recorder",
+    "record": "hypertool_callbacks.runtime",
     "RecorderSink": "hypertool_callbacks.sinks.recorder",
     "Summary": "hypertool_callbacks.summary",
 }

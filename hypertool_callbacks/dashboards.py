@@ -10,7 +10,6 @@ The panels themselves live in :mod:`hypertool_callbacks.dashboards_panels`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,14 +174,6 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel]) -> di
         "annotations": {"list": []},
         "panels": laid_out,
     }
-
-
-def dashboard_files() -> dict[str, str]:
-    """Relative path -> JSON text of every dashboard."""
-    from hypertool_callbacks.dashboards_panels import DASHBOARDS
-
-    return {f"dashboards/{name}.json": json.dumps(build(), indent=2) + "\n"
-            for name, build in DASHBOARDS.items()}
 
 
 def expressions(board: dict[str, Any]) -> list[str]:

@@ -1,7 +1,9 @@
-"""The panels of the three shipped dashboards (layout and JSON in :mod:`.dashboards`)."""
+"""The panels of the three shipped dashboards, and their files (the building blocks: queries,
+panel and dashboard JSON, are in :mod:`.dashboards`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -157,3 +159,9 @@ DASHBOARDS: dict[str, Callable[[], dict[str, Any]]] = {
     "workflow-performance": workflow_performance,
     "llm-and-tools": llm_and_tools,
 }
+
+
+def dashboard_files() -> dict[str, str]:
+    """Relative path -> JSON text of every dashboard."""
+    return {f"dashboards/{name}.json": json.dumps(build(), indent=2) + "\n"
+            for name, build in DASHBOARDS.items()}

@@ -10,7 +10,7 @@ from hypertool_callbacks.runbook import runbook_markdown
 
 def outputs(settings: AlertSettings = DEFAULTS) -> dict[str, str]:
     """Relative path -> content of every generated file."""
-    from hypertool_callbacks.dashboards import dashboard_files
+    from hypertool_callbacks.dashboards_panels import dashboard_files
 
     files = {"alerts/hypertool-rules.yml": rules_yaml(settings),
              "alerts/RUNBOOK.md": runbook_markdown(settings)}

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from hypertool_callbacks import frameworks
 from hypertool_callbacks.context import sweeper
 from hypertool_callbacks.context.tracker import Tracker
+from hypertool_callbacks.sinks.recorder import RecorderSink
 from hypertool_callbacks.wiring import (
     build_tracker,
     current_tracker,
@@ -96,3 +97,22 @@ def instrumented(tracker: Tracker | None = None) -> Iterator[Tracker]:
     handler = HypertoolCallbackHandler(tracker)
     with scoped(handler):
         yield handler.tracker
+
+
+@contextmanager
+def record(tracker: Tracker | None = None, *, max_executions: int = 20,
+           max_runs: int = 2000) -> Iterator[RecorderSink]:
+    """Record what ``tracker`` (default: the process-wide one) sees inside the block.
+
+    The recorder stays readable after the block; it is removed from the tracker on exit, so
+    re-running a notebook cell does not stack recorders.
+    """
+    if tracker is None:
+        tracker = get_tracker()
+    recorder = RecorderSink(max_executions, max_runs)
+    recorder.seed_budgets(tracker.budgets.limits())
+    tracker.add_sink(recorder)
+    try:
+        yield recorder
+    finally:
+        tracker.remove_sink(recorder)

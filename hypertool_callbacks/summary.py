@@ -9,9 +9,20 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
-from hypertool_callbacks.sinks.recorder import ExecutionRecord, RecorderSink
+from hypertool_callbacks.context.records import BudgetStatus
+from hypertool_callbacks.sinks.recorded import ExecutionRecord
+
+
+class Recording(Protocol):
+    """What a summary reads from a recorder (``sinks/recorder.py``'s ``RecorderSink``)."""
+
+    @property
+    def executions(self) -> list[ExecutionRecord]: ...
+
+    @property
+    def budgets(self) -> dict[str, BudgetStatus]: ...
 
 _COLUMNS = ("persona", "llm calls", "tool calls", "errors", "input tokens", "output tokens",
             "cost usd", "seconds", "budget", "remaining")
@@ -62,12 +73,13 @@ class Summary:
     executions: int
 
     @classmethod
-    def of(cls, source: RecorderSink | ExecutionRecord | Iterable[ExecutionRecord]) -> Summary:
-        budgets = source.budgets if isinstance(source, RecorderSink | ExecutionRecord) else {}
-        if isinstance(source, RecorderSink):
-            executions = source.executions
-        elif isinstance(source, ExecutionRecord):
-            executions = [source]
+    def of(cls, source: Recording | ExecutionRecord | Iterable[ExecutionRecord]) -> Summary:
+        budgets: dict[str, Any] = {}
+        if isinstance(source, ExecutionRecord):
+            executions, budgets = [source], source.budgets
+        elif hasattr(source, "executions"):  # a recorder (not imported: it imports us)
+            recorder = cast(Recording, source)
+            executions, budgets = recorder.executions, recorder.budgets
         else:
             executions = list(source)
             for execution in executions:
