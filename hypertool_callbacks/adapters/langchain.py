@@ -90,14 +90,18 @@ def _system_prompt(messages: Any) -> str | None:
     return text[:_MAX_PROMPT_CHARS] or None
 
 
-def usage_from_result(response: Any) -> tuple[Usage | None, str | None]:
-    """Token usage and response model of an ``LLMResult``: ``usage_metadata`` of the (merged,
-    when streaming) message first, then the provider's ``llm_output``; None when absent."""
+def read_result(response: Any) -> tuple[Usage | None, str | None, tuple[str, ...]]:
+    """Token usage, response model and the ids of the tool calls asked for, of an
+    ``LLMResult``, in one pass: ``usage_metadata`` of the (merged, when streaming) message
+    first, then the provider's ``llm_output``; None / () when absent."""
     usage: Usage | None = None
     model: str | None = None
+    calls: list[str] = []
     for batch in getattr(response, "generations", None) or ():
         for generation in batch:
             message = getattr(generation, "message", None)
+            if message is None:
+                continue
             meta = getattr(message, "usage_metadata", None)
             if usage is None and isinstance(meta, Mapping):
                 usage = _usage_metadata(meta)
@@ -105,6 +109,10 @@ def usage_from_result(response: Any) -> tuple[Usage | None, str | None]:
             if model is None and isinstance(info, Mapping):
                 found = info.get("model_name") or info.get("model")
                 model = found if isinstance(found, str) else None
+            for call in getattr(message, "tool_calls", None) or ():
+                call_id = call.get("id") if isinstance(call, Mapping) else None
+                if isinstance(call_id, str) and call_id:
+                    calls.append(call_id)
     llm_output = getattr(response, "llm_output", None)
     if isinstance(llm_output, Mapping):
         if usage is None:
@@ -114,19 +122,7 @@ def usage_from_result(response: Any) -> tuple[Usage | None, str | None]:
         found = llm_output.get("model_name") or llm_output.get("model")
         if isinstance(found, str):
             model = found
-    return usage, model
-
-
-def tool_call_ids(response: Any) -> tuple[str, ...]:
-    """Ids of the tool calls an ``LLMResult``'s messages ask for."""
-    ids: list[str] = []
-    for batch in getattr(response, "generations", None) or ():
-        for generation in batch:
-            for call in getattr(getattr(generation, "message", None), "tool_calls", None) or ():
-                call_id = call.get("id") if isinstance(call, Mapping) else None
-                if isinstance(call_id, str) and call_id:
-                    ids.append(call_id)
-    return tuple(ids)
+    return usage, model, tuple(calls)
 
 
 def _int(value: Any) -> int:
@@ -351,8 +347,7 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         try:
             try:
-                usage, model = usage_from_result(response)
-                calls = tool_call_ids(response)
+                usage, model, calls = read_result(response)
             except Exception as exc:  # an odd provider result must not leave the run open
                 self._failed("on_llm_end", exc)
                 usage, model, calls = None, None, ()
