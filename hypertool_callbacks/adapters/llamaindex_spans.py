@@ -9,17 +9,18 @@ from __future__ import annotations
 import inspect
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.workflow import Workflow
-
 from hypertool_callbacks.adapters.llamaindex_units import (
-    classify,
+    MAYBE_STEP,
+    SHAPES,
+    WORKFLOW,
     inputs_of,
     is_agent,
     is_agent_workflow,
     parameters_of,
+    shape,
     system_prompt_of,
     unit_name,
 )
@@ -35,6 +36,7 @@ from hypertool_callbacks.context.inference import (
     NODE_KEY,
     NODE_TAG_PREFIX,
 )
+from hypertool_callbacks.errors import TokenBudgetExceeded
 from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
 
 if TYPE_CHECKING:
@@ -69,8 +71,11 @@ class _Flow:
 
 @dataclass(slots=True)
 class _Span:
-    run_id: str | None  # the run this span is, or (transparent span) the nearest run above
-    own: bool  # this span is that run
+    """A span that is a run (``run_id`` is the span's own id), or an alias of one (the same
+    call one level down). A transparent span is stored as the nearest span above it that is
+    a run (or :data:`_NO_RUN`): the same object, no copy."""
+
+    run_id: str | None  # the run this span is, or stands for
     kind: RunKind | None = None
     instance_id: int = 0
     agent: str | None = None  # the agent whose work this is (AgentWorkflow)
@@ -91,14 +96,11 @@ class _Llm:
     usage: Usage | None = None
     model: str | None = None
     stream: bool = False  # span exited with a generator: the end event ends the run
+    read: Any = None  # the response the end event read (usage and model taken)
     aliases: list[str] = field(default_factory=list)
 
 
-def _method(span_id: str) -> tuple[str, str]:
-    """``("AgentWorkflow", "setup_agent")`` from ``AgentWorkflow.setup_agent-<uuid4>``."""
-    qualified = span_id.rsplit("-", 5)[0]
-    owner, _, method = qualified.rpartition(".")
-    return owner, method
+_NO_RUN = _Span(None)  # what a transparent span with no run above it stands for
 
 
 def _text(value: Any) -> str | None:
@@ -126,39 +128,63 @@ class Bridge:
     def use(self, tracker: Tracker | None) -> None:
         self._tracker = tracker
 
+    def failed(self, where: str, exc: Exception) -> None:
+        """A handler entry point failed: counted and swallowed (strict mode re-raises)."""
+        if isinstance(exc, TokenBudgetExceeded):
+            # The dispatcher swallows whatever a handler raises, so a spent budget cannot stop
+            # a LlamaIndex call: the tracker has recorded it (refused run, exceeded counter).
+            return
+        tracker = self.tracker
+        if tracker.config.strict:
+            raise exc
+        tracker.internal_error(f"llamaindex.{where}", exc)
+
     # -- spans -----------------------------------------------------------------------------
 
     def span_enter(self, id_: str, bound_args: inspect.BoundArguments, instance: Any,
                    parent_id: str | None, tags: Any) -> None:
-        with self._lock:
-            if id_ in self._spans:  # the same handler registered twice
-                duplicate = True
-            else:
-                duplicate = False
-                parent = self._spans.get(parent_id) if parent_id else None
-        if duplicate:
+        # Single dict operations (atomic under the GIL) on the hot path: a transparent span
+        # costs a lookup, an insert and, at its exit, a pop.
+        spans = self._spans
+        if id_ in spans:  # the same handler registered twice
             self.tracker.start(RunStart(id_, None, RunKind.CHAIN, "duplicate"))  # counted
             return
-        owner, method = _method(id_)
-        unit = classify(instance, method)
-        arguments = bound_args.arguments if bound_args is not None else {}
-        if unit is None and instance is None and isinstance(tags, dict) and _STEP_TAG in tags:
-            self._step(id_, owner, method, parent, arguments)
-            return
-        if unit is None and isinstance(instance, Workflow) and method == "run":
-            self._workflow(id_, instance, parent, owner)
-            return
-        if unit is None:
+        parent = spans.get(parent_id) if parent_id else None
+        # ``AgentWorkflow.setup_agent`` from ``AgentWorkflow.setup_agent-<uuid4>`` (the
+        # dispatcher's shape: a slice, not a split).
+        if id_[-37:-36] == "-" and id_.count("-", -36) == 4:
+            qualified = id_[:-37]
+        else:
+            qualified = id_.rsplit("-", 5)[0]
+        try:
+            what = SHAPES[(type(instance), qualified)]
+        except KeyError:
+            what = shape(instance, qualified)
+        if what is None or (what is MAYBE_STEP and not (isinstance(tags, dict)
+                                                        and _STEP_TAG in tags)):
             # Transparent: stands for the nearest run above it (its kind and role included, so
             # a call nested below it is still recognised as the same call).
-            self._remember(id_, replace(parent, own=False) if parent else _Span(None, False))
+            spans[id_] = parent or _NO_RUN
+            if len(spans) > _MAX_SPANS:
+                self._trim()
             return
-        kind, role = unit
-        self._unit(id_, kind, role, instance, arguments, parent)
+        arguments = bound_args.arguments if bound_args is not None else {}
+        owner, _, method = qualified.rpartition(".")
+        if isinstance(what, tuple):
+            self._unit(id_, what[0], what[1], instance, arguments, parent)
+        elif what is WORKFLOW:
+            self._workflow(id_, instance, parent, owner)
+        else:
+            self._step(id_, owner, method, parent, arguments)
 
     def _remember(self, id_: str, span: _Span) -> None:
+        self._spans[id_] = span
+        if len(self._spans) > _MAX_SPANS:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Spans that never exit are forgotten, oldest first."""
         with self._lock:
-            self._spans[id_] = span
             while len(self._spans) > _MAX_SPANS:
                 self._spans.popitem(last=False)
 
@@ -176,7 +202,7 @@ class Bridge:
                 stream = self._streams.get(instance_id)
             if stream is not None and stream.parent_id == parent_run:
                 # astream_chat iterating stream_chat: outside its span, but the same call.
-                self._alias(id_, _Span(stream.run_id, False, RunKind.LLM, instance_id), kind)
+                self._alias(id_, _Span(stream.run_id, RunKind.LLM, instance_id), kind)
                 return
         agent = parent.agent if parent else None
         metadata: dict[str, Any] = {AGENT_KEY: agent} if agent else {}
@@ -203,19 +229,20 @@ class Bridge:
             start.model, start.provider = request_model(instance), provider_of(instance)
         if kind is RunKind.LLM:
             start.parameters = parameters_of(instance)
-            start.system_prompt = system_prompt_of(arguments, instance)
-            with self._lock:
-                self._llms[id_] = _Llm(id_, instance_id, parent_run)
+            # The system prompt feeds persona rules only: read when rules are configured.
+            if self.tracker.reads_prompts:
+                start.system_prompt = system_prompt_of(arguments, instance)
+            self._llms[id_] = _Llm(id_, instance_id, parent_run)
         handoff = None
         if kind is RunKind.TOOL and name == _HANDOFF_TOOL:
             kwargs = arguments.get("kwargs")
             handoff = _text(kwargs.get("to_agent")) if isinstance(kwargs, dict) else None
-        self._remember(id_, _Span(id_, True, kind, instance_id, agent,
+        self._remember(id_, _Span(id_, kind, instance_id, agent,
                                   parent.flow if parent else None, role, name, handoff, wrapper))
         self.tracker.start(start)
 
     def _alias(self, id_: str, outer: _Span, kind: RunKind) -> None:
-        self._remember(id_, _Span(outer.run_id, False, kind, outer.instance_id, outer.agent,
+        self._remember(id_, _Span(outer.run_id, kind, outer.instance_id, outer.agent,
                                   outer.flow, outer.role, outer.name))
         if kind is RunKind.LLM and outer.run_id is not None:
             with self._lock:
@@ -231,7 +258,7 @@ class Bridge:
         flow = _Flow(id_, top_level=parent_run is None,
                      agentic=agent_name is not None or is_agent_workflow(instance))
         agent = parent.agent if parent else None
-        self._remember(id_, _Span(id_, True, RunKind.CHAIN, id(instance), agent, flow,
+        self._remember(id_, _Span(id_, RunKind.CHAIN, id(instance), agent, flow,
                                   "workflow", name))
         self.tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, name,
                                     metadata={AGENT_KEY: agent} if agent else {}))
@@ -240,7 +267,7 @@ class Bridge:
               arguments: dict[str, Any]) -> None:
         flow = parent.flow if parent else None
         if flow is None or parent is None:
-            self._remember(id_, _Span(id_, True, RunKind.CHAIN, 0, None, None, "step", method))
+            self._remember(id_, _Span(id_, RunKind.CHAIN, 0, None, None, "step", method))
             self.tracker.start(RunStart(id_, parent.run_id if parent else None, RunKind.CHAIN,
                                         method))
             return
@@ -263,7 +290,7 @@ class Bridge:
             if flow.top_level:
                 flow.steps += 1
                 metadata[NODE_KEY], tags = method, (f"{NODE_TAG_PREFIX}{flow.steps}",)
-        self._remember(id_, _Span(id_, True, RunKind.CHAIN, 0, agent, flow, "step", method))
+        self._remember(id_, _Span(id_, RunKind.CHAIN, 0, agent, flow, "step", method))
         self.tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, method, tags=tags,
                                     metadata=metadata))
 
@@ -286,21 +313,23 @@ class Bridge:
             self.tracker.end(_ending(turn, None, error))
 
     def span_exit(self, id_: str, result: Any) -> None:
-        with self._lock:
-            span = self._spans.pop(id_, None)
-            llm = self._llms.get(id_) if span is not None and span.own else None
-            if llm is not None and (inspect.isgenerator(result) or inspect.isasyncgen(result)):
-                llm.stream = True
-                self._streams[llm.instance_id] = llm
-                return  # the end event (or an exception event) ends it
+        span = self._spans.pop(id_, None)
         if span is None:
             self.tracker.end(RunEnd(id_))  # never seen: counted as an unknown run
             return
-        if not span.own:
-            return
-        if llm is not None:
-            self._end_llm(llm, result, None)
-            return
+        if span.run_id != id_:
+            return  # transparent, or the same call one level down
+        if span.kind is RunKind.LLM:
+            with self._lock:
+                llm = self._llms.get(id_)
+                if llm is not None and (inspect.isgenerator(result)
+                                        or inspect.isasyncgen(result)):
+                    llm.stream = True
+                    self._streams[llm.instance_id] = llm
+                    return  # the end event (or an exception event) ends it
+            if llm is not None:
+                self._end_llm(llm, result, None)
+                return
         if span.role == "workflow" and span.flow is not None:
             self._end_turn(span.flow, None)
         error = None
@@ -314,14 +343,13 @@ class Bridge:
             self.tracker.end(RunEnd(span.wrapper, outputs=result))
 
     def span_drop(self, id_: str, err: BaseException | None) -> None:
-        with self._lock:
-            span = self._spans.pop(id_, None)
-            llm = self._llms.get(id_) if span is not None and span.own else None
+        span = self._spans.pop(id_, None)
         if span is None:
             self.tracker.end(RunEnd(id_))  # counted as an unknown run
             return
-        if not span.own:
-            return
+        if span.run_id != id_:
+            return  # transparent, or the same call one level down
+        llm = self._llms.get(id_) if span.kind is RunKind.LLM else None
         if llm is not None:
             self._end_llm(llm, None, err)
             return
@@ -336,21 +364,18 @@ class Bridge:
     def event(self, event: Any) -> None:
         kind = type(event).__name__
         if kind in ("LLMChatInProgressEvent", "LLMCompletionInProgressEvent"):
-            with self._lock:
-                llm = self._llms.get(event.span_id)
+            llm = self._llms.get(event.span_id)
             if llm is not None:
                 self.tracker.first_token(llm.run_id)
         elif kind in ("LLMChatEndEvent", "LLMCompletionEndEvent"):
             self._llm_end_event(event.span_id, getattr(event, "response", None))
         elif kind == "ExceptionEvent":
-            with self._lock:
-                llm = self._llms.get(event.span_id)
+            llm = self._llms.get(event.span_id)
             if llm is not None and llm.stream and event.span_id == llm.run_id:
                 self._end_llm(llm, None, getattr(event, "exception", None))
 
     def _llm_end_event(self, span_id: Any, response: Any) -> None:
-        with self._lock:
-            llm = self._llms.get(span_id) if isinstance(span_id, str) else None
+        llm = self._llms.get(span_id) if isinstance(span_id, str) else None
         if llm is None:
             # An end event for a call we never saw start: counted, never raised.
             self.tracker.end(RunEnd(span_id if isinstance(span_id, str) else "unknown"))
@@ -359,6 +384,7 @@ class Bridge:
         if usage is not None:
             llm.usage = usage
         llm.model = response_model(response) or llm.model
+        llm.read = response
         if llm.stream and span_id == llm.run_id:
             self._end_llm(llm, response, None)
 
@@ -370,10 +396,14 @@ class Bridge:
                 self._llms.pop(alias, None)
             if self._streams.get(llm.instance_id) is llm:
                 del self._streams[llm.instance_id]
-        usage = response_usage(result) if error is None else None
         event = _ending(llm.run_id, result, error)
-        event.usage = usage or llm.usage
-        event.response_model = response_model(result) or llm.model
+        if result is not None and result is llm.read:
+            # The end event has read this very response (the usual case): not twice.
+            event.usage, event.response_model = llm.usage, llm.model
+        else:
+            usage = response_usage(result) if error is None else None
+            event.usage = usage or llm.usage
+            event.response_model = response_model(result) or llm.model
         self.tracker.end(event)
 
 
