@@ -223,7 +223,9 @@ def count_instructions(names: list[str], configs: list[str]) -> dict[tuple[str, 
                    f"--cachegrind-out-file={out}/cg.%p", sys.executable,
                    str(Path(__file__).resolve()), "--cachegrind-worker", "--plan", str(plan),
                    "--workloads", *names, "--configs", *configs]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        # numpy's BLAS threads spin while waiting: their instructions vary from run to run.
+        env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1",
+               "OMP_NUM_THREADS": "1"}
         subprocess.run(command, check=True, env=env, stderr=subprocess.DEVNULL)
         counts: dict[tuple[str, str], dict[int, int]] = {}
         for entry in json.loads(plan.read_text()):

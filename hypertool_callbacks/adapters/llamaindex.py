@@ -43,7 +43,7 @@ from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index_instrumentation import get_dispatcher
 from pydantic import PrivateAttr
 
-from hypertool_callbacks.adapters.llamaindex_spans import Bridge
+from hypertool_callbacks.adapters.llamaindex_spans import EVENTS, Bridge
 
 if TYPE_CHECKING:
     from hypertool_callbacks.context.tracker import Tracker
@@ -134,6 +134,8 @@ class HypertoolEventHandler(BaseEventHandler):
         return "HypertoolEventHandler"
 
     def handle(self, event: Any, **kwargs: Any) -> None:
+        if type(event).__name__ not in EVENTS:
+            return  # most events (a retrieval's, a step's output...) say nothing new
         bridge: Bridge = self.__pydantic_private__["_bridge"]  # type: ignore[index]
         try:
             bridge.event(event)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import inspect
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hypertool_callbacks.adapters.llamaindex_records import NO_RUN, Flow, Llm, Span
 from hypertool_callbacks.adapters.llamaindex_units import (
     MAYBE_STEP,
     SHAPES,
@@ -37,7 +37,7 @@ from hypertool_callbacks.context.inference import (
     NODE_TAG_PREFIX,
 )
 from hypertool_callbacks.errors import TokenBudgetExceeded
-from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
+from hypertool_callbacks.events import RunEnd, RunKind, RunStart
 
 if TYPE_CHECKING:
     from hypertool_callbacks.context.tracker import Tracker
@@ -48,59 +48,14 @@ _STEP_TAG = "llamaindex.step.input_event"
 _HANDOFF_TOOL = "handoff"
 _CANCELLATIONS = frozenset({"GeneratorExit", "CancelledError", "WorkflowCancelledByUser"})
 _MAX_SPANS = 50_000
+_FIRST_TOKEN = frozenset({"LLMChatInProgressEvent", "LLMCompletionInProgressEvent"})
+_LLM_END = frozenset({"LLMChatEndEvent", "LLMCompletionEndEvent"})
+EVENTS = _FIRST_TOKEN | _LLM_END | {"ExceptionEvent"}  # the events the bridge reads
 
 
 class ToolCallFailed(RuntimeError):
     """A tool that reported ``ToolOutput(is_error=True)`` instead of raising. The message is
     fixed: the tool's own error text may carry content and stays out of spans."""
-
-
-@dataclass(slots=True)
-class _Flow:
-    """One workflow execution: which agent acts, and its current agent turn."""
-
-    run_id: str
-    top_level: bool
-    agentic: bool
-    agent: str | None = None
-    turn_id: str | None = None
-    turn_agent: str | None = None
-    turns: int = 0
-    steps: int = 0
-
-
-@dataclass(slots=True)
-class _Span:
-    """A span that is a run (``run_id`` is the span's own id), or an alias of one (the same
-    call one level down). A transparent span is stored as the nearest span above it that is
-    a run (or :data:`_NO_RUN`): the same object, no copy."""
-
-    run_id: str | None  # the run this span is, or stands for
-    kind: RunKind | None = None
-    instance_id: int = 0
-    agent: str | None = None  # the agent whose work this is (AgentWorkflow)
-    flow: _Flow | None = None
-    role: str = ""
-    name: str = ""
-    handoff: str | None = None  # the handoff tool's target agent
-    wrapper: str | None = None  # the stage run wrapping this one (a query's retrieve phase)
-
-
-@dataclass(slots=True)
-class _Llm:
-    """An LLM run between its span's start and its end (a stream outlives its span)."""
-
-    run_id: str
-    instance_id: int
-    parent_id: str | None
-    usage: Usage | None = None
-    model: str | None = None
-    stream: bool = False  # span exited with a generator: the end event ends the run
-    read: Any = None  # the response the end event read (usage and model taken)
-    aliases: list[str] = field(default_factory=list)
-
-
-_NO_RUN = _Span(None)  # what a transparent span with no run above it stands for
 
 
 def _text(value: Any) -> str | None:
@@ -113,9 +68,9 @@ class Bridge:
     def __init__(self, tracker: Tracker | None = None) -> None:
         self._tracker = tracker
         self._lock = threading.Lock()
-        self._spans: OrderedDict[str, _Span] = OrderedDict()
-        self._llms: dict[str, _Llm] = {}  # own and alias span ids -> the LLM run
-        self._streams: dict[int, _Llm] = {}  # LLM instance -> its stream waiting for chunks
+        self._spans: OrderedDict[str, Span] = OrderedDict()
+        self._llms: dict[str, Llm] = {}  # own and alias span ids -> the LLM run
+        self._streams: dict[int, Llm] = {}  # LLM instance -> its stream waiting for chunks
 
     @property
     def tracker(self) -> Tracker:
@@ -164,7 +119,7 @@ class Bridge:
                                                         and _STEP_TAG in tags)):
             # Transparent: stands for the nearest run above it (its kind and role included, so
             # a call nested below it is still recognised as the same call).
-            spans[id_] = parent or _NO_RUN
+            spans[id_] = parent or NO_RUN
             if len(spans) > _MAX_SPANS:
                 self._trim()
             return
@@ -177,7 +132,7 @@ class Bridge:
         else:
             self._step(id_, owner, method, parent, arguments)
 
-    def _remember(self, id_: str, span: _Span) -> None:
+    def _remember(self, id_: str, span: Span) -> None:
         self._spans[id_] = span
         if len(self._spans) > _MAX_SPANS:
             self._trim()
@@ -189,7 +144,7 @@ class Bridge:
                 self._spans.popitem(last=False)
 
     def _unit(self, id_: str, kind: RunKind, role: str, instance: Any,
-              arguments: dict[str, Any], parent: _Span | None) -> None:
+              arguments: dict[str, Any], parent: Span | None) -> None:
         parent_run = parent.run_id if parent else None
         instance_id = id(instance)
         if parent is not None and parent.kind is kind and (
@@ -198,19 +153,20 @@ class Bridge:
             self._alias(id_, parent, kind)
             return
         if kind is RunKind.LLM:
-            with self._lock:
-                stream = self._streams.get(instance_id)
+            stream = self._streams.get(instance_id)
             if stream is not None and stream.parent_id == parent_run:
                 # astream_chat iterating stream_chat: outside its span, but the same call.
-                self._alias(id_, _Span(stream.run_id, RunKind.LLM, instance_id), kind)
+                self._alias(id_, Span(stream.run_id, RunKind.LLM, instance_id), kind)
                 return
+        tracker = self._tracker or self.tracker
         agent = parent.agent if parent else None
         metadata: dict[str, Any] = {AGENT_KEY: agent} if agent else {}
         tags: tuple[str, ...] = ()
-        name = unit_name(instance, role)
+        name = unit_name(instance, role) if role == "tool" else type(instance).__name__
+        flow = parent.flow if parent else None
         stage, wrapper = _QUERY_STAGES.get(role), None
-        if stage and parent is not None and parent.role == "query" and parent.flow is None:
-            query_run = self.tracker.get_run(parent.run_id) if parent.run_id else None
+        if stage and parent is not None and parent.role == "query" and flow is None:
+            query_run = tracker.get_run(parent.run_id) if parent.run_id else None
             if query_run is not None and query_run.parent is None:
                 node = {NODE_KEY: stage}
                 if kind is RunKind.CHAIN:
@@ -219,30 +175,35 @@ class Bridge:
                     # A stage is a chain run (a retriever that is itself a node would be taken
                     # for a persona named after the node): the phase wraps the call.
                     wrapper = f"{id_}#stage"
-                    self.tracker.start(RunStart(wrapper, parent_run, RunKind.CHAIN, stage,
-                                                tags=(f"{NODE_TAG_PREFIX}1",),
-                                                metadata={**metadata, **node}))
+                    tracker.start(RunStart(wrapper, parent_run, RunKind.CHAIN, stage,
+                                           (f"{NODE_TAG_PREFIX}1",), {**metadata, **node}))
                     parent_run = wrapper
-        start = RunStart(id_, parent_run, kind, name, tags=tags, metadata=metadata,
-                         inputs=inputs_of(kind, arguments))
-        if kind in (RunKind.LLM, RunKind.EMBEDDING):
+        if (kind is RunKind.CHAIN and not tags and parent_run is not None
+                and tracker.fold(id_, parent_run, tags, metadata)):
+            # A query or synthesizer inside another run, adding nothing, that no sink needs.
+            self._remember(id_, Span(id_, kind, instance_id, agent, flow, role, name,
+                                      folded=True))
+            return
+        start = RunStart(id_, parent_run, kind, name, tags, metadata,
+                         inputs_of(kind, arguments))
+        if kind is RunKind.LLM or kind is RunKind.EMBEDDING:
             start.model, start.provider = request_model(instance), provider_of(instance)
+        handoff = None
         if kind is RunKind.LLM:
             start.parameters = parameters_of(instance)
             # The system prompt feeds persona rules only: read when rules are configured.
-            if self.tracker.reads_prompts:
+            if tracker.reads_prompts:
                 start.system_prompt = system_prompt_of(arguments, instance)
-            self._llms[id_] = _Llm(id_, instance_id, parent_run)
-        handoff = None
-        if kind is RunKind.TOOL and name == _HANDOFF_TOOL:
+            self._llms[id_] = Llm(id_, instance_id, parent_run)
+        elif kind is RunKind.TOOL and name == _HANDOFF_TOOL:
             kwargs = arguments.get("kwargs")
             handoff = _text(kwargs.get("to_agent")) if isinstance(kwargs, dict) else None
-        self._remember(id_, _Span(id_, kind, instance_id, agent,
-                                  parent.flow if parent else None, role, name, handoff, wrapper))
-        self.tracker.start(start)
+        self._remember(id_, Span(id_, kind, instance_id, agent, flow, role, name, handoff,
+                                  wrapper))
+        tracker.start(start)
 
-    def _alias(self, id_: str, outer: _Span, kind: RunKind) -> None:
-        self._remember(id_, _Span(outer.run_id, kind, outer.instance_id, outer.agent,
+    def _alias(self, id_: str, outer: Span, kind: RunKind) -> None:
+        self._remember(id_, Span(outer.run_id, kind, outer.instance_id, outer.agent,
                                   outer.flow, outer.role, outer.name))
         if kind is RunKind.LLM and outer.run_id is not None:
             with self._lock:
@@ -251,25 +212,29 @@ class Bridge:
                     self._llms[id_] = llm
                     llm.aliases.append(id_)
 
-    def _workflow(self, id_: str, instance: Any, parent: _Span | None, owner: str) -> None:
+    def _workflow(self, id_: str, instance: Any, parent: Span | None, owner: str) -> None:
         agent_name = _text(getattr(instance, "name", None)) if is_agent(instance) else None
         name = agent_name or owner or type(instance).__name__
         parent_run = parent.run_id if parent else None
-        flow = _Flow(id_, top_level=parent_run is None,
+        flow = Flow(id_, top_level=parent_run is None,
                      agentic=agent_name is not None or is_agent_workflow(instance))
         agent = parent.agent if parent else None
-        self._remember(id_, _Span(id_, RunKind.CHAIN, id(instance), agent, flow,
+        self._remember(id_, Span(id_, RunKind.CHAIN, id(instance), agent, flow,
                                   "workflow", name))
         self.tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, name,
                                     metadata={AGENT_KEY: agent} if agent else {}))
 
-    def _step(self, id_: str, owner: str, method: str, parent: _Span | None,
+    def _step(self, id_: str, owner: str, method: str, parent: Span | None,
               arguments: dict[str, Any]) -> None:
         flow = parent.flow if parent else None
+        tracker = self._tracker or self.tracker
         if flow is None or parent is None:
-            self._remember(id_, _Span(id_, RunKind.CHAIN, 0, None, None, "step", method))
-            self.tracker.start(RunStart(id_, parent.run_id if parent else None, RunKind.CHAIN,
-                                        method))
+            parent_run = parent.run_id if parent else None
+            folded = parent_run is not None and tracker.fold(id_, parent_run, (), {})
+            self._remember(id_, Span(id_, RunKind.CHAIN, 0, None, None, "step", method,
+                                      folded=folded))
+            if not folded:
+                tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, method))
             return
         metadata: dict[str, Any] = {}
         tags: tuple[str, ...] = ()
@@ -290,11 +255,15 @@ class Bridge:
             if flow.top_level:
                 flow.steps += 1
                 metadata[NODE_KEY], tags = method, (f"{NODE_TAG_PREFIX}{flow.steps}",)
-        self._remember(id_, _Span(id_, RunKind.CHAIN, 0, agent, flow, "step", method))
-        self.tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, method, tags=tags,
-                                    metadata=metadata))
+        # A nested workflow's step inside its flow run, adding nothing: folded when no sink
+        # needs it. (An agent's step declares the agent, which its turn does not: never.)
+        folded = not flow.agentic and not tags and tracker.fold(id_, parent_run, tags, metadata)
+        self._remember(id_, Span(id_, RunKind.CHAIN, 0, agent, flow, "step", method,
+                                  folded=folded))
+        if not folded:
+            tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, method, tags, metadata))
 
-    def _new_turn(self, flow: _Flow, agent: str) -> None:
+    def _new_turn(self, flow: Flow, agent: str) -> None:
         """The next agent acts: close the previous agent's turn, open this one's."""
         self._end_turn(flow, None)
         flow.turns += 1
@@ -307,7 +276,7 @@ class Bridge:
         self.tracker.start(RunStart(flow.turn_id, flow.run_id, RunKind.CHAIN, agent,
                                     tags=(f"{NODE_TAG_PREFIX}{flow.turns}",), metadata=metadata))
 
-    def _end_turn(self, flow: _Flow, error: BaseException | None) -> None:
+    def _end_turn(self, flow: Flow, error: BaseException | None) -> None:
         if flow.turn_id is not None:
             turn, flow.turn_id, flow.turn_agent = flow.turn_id, None, None
             self.tracker.end(_ending(turn, None, error))
@@ -319,6 +288,9 @@ class Bridge:
             return
         if span.run_id != id_:
             return  # transparent, or the same call one level down
+        if span.folded:
+            (self._tracker or self.tracker).unfold(id_)
+            return
         if span.kind is RunKind.LLM:
             with self._lock:
                 llm = self._llms.get(id_)
@@ -349,6 +321,9 @@ class Bridge:
             return
         if span.run_id != id_:
             return  # transparent, or the same call one level down
+        if span.folded:
+            (self._tracker or self.tracker).unfold(id_)
+            return
         llm = self._llms.get(id_) if span.kind is RunKind.LLM else None
         if llm is not None:
             self._end_llm(llm, None, err)
@@ -363,11 +338,11 @@ class Bridge:
 
     def event(self, event: Any) -> None:
         kind = type(event).__name__
-        if kind in ("LLMChatInProgressEvent", "LLMCompletionInProgressEvent"):
+        if kind in _FIRST_TOKEN:
             llm = self._llms.get(event.span_id)
             if llm is not None:
                 self.tracker.first_token(llm.run_id)
-        elif kind in ("LLMChatEndEvent", "LLMCompletionEndEvent"):
+        elif kind in _LLM_END:
             self._llm_end_event(event.span_id, getattr(event, "response", None))
         elif kind == "ExceptionEvent":
             llm = self._llms.get(event.span_id)
@@ -388,7 +363,7 @@ class Bridge:
         if llm.stream and span_id == llm.run_id:
             self._end_llm(llm, response, None)
 
-    def _end_llm(self, llm: _Llm, result: Any, error: BaseException | None) -> None:
+    def _end_llm(self, llm: Llm, result: Any, error: BaseException | None) -> None:
         with self._lock:
             if self._llms.pop(llm.run_id, None) is None:
                 return  # already ended (an end event and an exception event)

@@ -14,6 +14,7 @@ from llama_index.core.response_synthesizers.base import BaseSynthesizer
 from llama_index.core.tools.types import BaseTool
 from llama_index.core.workflow import Workflow
 
+from hypertool_callbacks.adapters.llamaindex_usage import lookup
 from hypertool_callbacks.events import RunKind
 
 _LLM_CALLS = frozenset({"chat", "achat", "stream_chat", "astream_chat", "complete", "acomplete",
@@ -125,7 +126,7 @@ def inputs_of(kind: RunKind, arguments: dict[str, Any]) -> Any:
 def parameters_of(llm: Any) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key in _PARAMS:
-        value = getattr(llm, key, None)
+        value = lookup(llm, key)  # not getattr: a pydantic miss raises twice inside pydantic
         if isinstance(value, int | float) and not isinstance(value, bool):
             found[key] = value
     return found

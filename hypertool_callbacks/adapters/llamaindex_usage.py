@@ -83,6 +83,8 @@ def _get(obj: Any, key: str) -> Any:
         return None
     return None if callable(value) else value
 
+lookup = _get  # for the other LlamaIndex modules
+
 
 def _int(value: Any) -> int:
     if isinstance(value, bool):
