@@ -1,12 +1,18 @@
-"""LlamaIndex overhead: ``python benchmarks/bench_llamaindex.py [--rounds N]``.
+"""LlamaIndex overhead: ``python benchmarks/bench_llamaindex.py [--rounds N] [--no-cachegrind]``.
 
 Two offline workloads on real llama-index-core: a query (``MockEmbedding`` index, a
 ``MockLLM``, retrieve + synthesize + one LLM call) and an agent run (a ``FunctionAgent`` on a
 scripted function-calling LLM: one tool call, then an answer). Each is timed with nothing on
 the root dispatcher, with a no-op span + event handler (LlamaIndex's own floor for any
-observer), with hypertool and the Prometheus sink, and with OTel spans recorded as well.
-Rounds of each configuration are interleaved so machine noise hits them alike; the median per
-operation is reported. Numbers are reported, never asserted.
+observer), with hypertool and the Prometheus sink, and with OTel spans recorded to an
+in-memory exporter as well.
+
+Two measures, as in ``bench.py``: **instructions** per operation counted by cachegrind
+(``valgrind --tool=cachegrind --cache-sim=no``; one valgrind process imports everything, then
+forks two children per configuration that run a short and a long batch after the same set-up
+and warm-up: the difference over the difference of lengths is one operation, start-up
+cancelled; repeats agree within ~1%), and **µs** per operation, wall clock, in interleaved
+rounds (the median round). Numbers are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -14,9 +20,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import json
+import os
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from llama_index.core import Document, VectorStoreIndex
@@ -32,6 +45,8 @@ from llama_index.core.llms.callbacks import llm_chat_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.tools import FunctionTool
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 from pydantic import PrivateAttr
 
@@ -107,6 +122,16 @@ def workloads() -> dict[str, Callable[[], Any]]:
             "agent": lambda: loop.run_until_complete(agent_run())}
 
 
+CONFIGS = {"none": "nothing attached", "noop": "no-op span + event handler (the floor)",
+           "hypertool": "hypertool, Prometheus sink only",
+           "hypertool+otel": "hypertool, Prometheus + OTel (in-memory exporter)"}
+TITLES = {"query": "query (MockEmbedding index, MockLLM: 14 spans, 6 runs)",
+          "agent": "FunctionAgent run (2 LLM calls, 1 tool call: 15 spans)"}
+LENGTHS = {"query": (10, 60), "agent": (4, 24)}  # (short, long) operations under cachegrind
+WARMUP = 20
+_EXPORTER = InMemorySpanExporter()
+
+
 def configure(name: str) -> Callable[[], None]:
     """Put configuration ``name`` on the root dispatcher; returns its undo."""
     root = get_dispatcher()
@@ -115,41 +140,164 @@ def configure(name: str) -> Callable[[], None]:
     def undo() -> None:
         llamaindex.detach()
         root.span_handlers, root.event_handlers = spans, events
+        _EXPORTER.clear()
 
     if name == "noop":
         root.span_handlers, root.event_handlers = [*spans, NoopSpans()], [*events, NoopEvents()]
     elif name == "hypertool":
         llamaindex.attach(Tracker(Config(), [PrometheusSink(CollectorRegistry())]))
     elif name == "hypertool+otel":
-        llamaindex.attach(Tracker(Config(), [OtelSink(TracerProvider()),
+        provider = TracerProvider(shutdown_on_exit=False)
+        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        llamaindex.attach(Tracker(Config(), [OtelSink(provider),
                                              PrometheusSink(CollectorRegistry())]))
     return undo
 
 
+# -- wall clock ---------------------------------------------------------------------------
+
+def time_configs(name: str, op: Callable[[], Any], configs: list[str], rounds: int,
+                 ops: int) -> dict[str, float]:
+    """Median µs per operation of each configuration, in interleaved (rotating) rounds."""
+    for config in configs:
+        undo = configure(config)
+        try:
+            for _ in range(WARMUP):
+                op()
+        finally:
+            undo()
+    times: dict[str, list[float]] = {c: [] for c in configs}
+    for r in range(rounds):
+        for config in configs[r % len(configs):] + configs[:r % len(configs)]:
+            undo = configure(config)
+            try:
+                start = time.perf_counter()
+                for _ in range(ops):
+                    op()
+                times[config].append((time.perf_counter() - start) / ops * 1e6)
+            finally:
+                undo()
+    return {c: statistics.median(times[c]) for c in configs}
+
+
+# -- instructions -------------------------------------------------------------------------
+
+def cachegrind_worker(plan_path: str, names: list[str], configs: list[str]) -> None:
+    """Runs under valgrind: fork a child per (workload, configuration, length)."""
+    plan: list[dict[str, Any]] = []
+    for name in names:
+        for config in configs:
+            for count in LENGTHS[name]:
+                pid = os.fork()
+                if pid == 0:
+                    code = 0
+                    try:
+                        op = workloads()[name]
+                        configure(config)
+                        for _ in range(WARMUP + count):
+                            op()
+                    except BaseException as exc:  # report, never hang the parent
+                        print(f"{name}/{config}: {exc!r}", file=sys.stderr)
+                        code = 1
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(code)
+                _, status = os.waitpid(pid, 0)
+                plan.append({"workload": name, "config": config, "count": count, "pid": pid,
+                             "ok": status == 0})
+    Path(plan_path).write_text(json.dumps(plan))
+
+
+def _summary(path: Path) -> int:
+    for line in path.read_text().splitlines():
+        if line.startswith("summary:"):
+            return int(line.split()[1])
+    raise ValueError(f"no summary line in {path}")
+
+
+def count_instructions(names: list[str], configs: list[str]) -> dict[tuple[str, str], float]:
+    """Instructions per operation, by (workload, configuration)."""
+    with tempfile.TemporaryDirectory(prefix="hypertool-cg-") as tmp:
+        out, plan = Path(tmp), Path(tmp) / "plan.json"
+        command = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
+                   f"--cachegrind-out-file={out}/cg.%p", sys.executable,
+                   str(Path(__file__).resolve()), "--cachegrind-worker", "--plan", str(plan),
+                   "--workloads", *names, "--configs", *configs]
+        # numpy's BLAS threads spin while waiting: their instructions vary from run to run.
+        env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1",
+               "OMP_NUM_THREADS": "1"}
+        subprocess.run(command, check=True, env=env, stderr=subprocess.DEVNULL)
+        counts: dict[tuple[str, str], dict[int, int]] = {}
+        for entry in json.loads(plan.read_text()):
+            if entry["ok"]:
+                counts.setdefault((entry["workload"], entry["config"]), {})[entry["count"]] = (
+                    _summary(out / f"cg.{entry['pid']}"))
+    result: dict[tuple[str, str], float] = {}
+    for (name, config), by_length in counts.items():
+        short, long = LENGTHS[name]
+        if short in by_length and long in by_length:
+            result[(name, config)] = (by_length[long] - by_length[short]) / (long - short)
+    return result
+
+
+# -- report -------------------------------------------------------------------------------
+
+def table(name: str, configs: list[str], instr: dict[tuple[str, str], float],
+          micros: dict[str, float]) -> str:
+    def above(config: str) -> float | None:
+        base, value = instr.get((name, "none")), instr.get((name, config))
+        return None if base is None or value is None else value - base
+
+    def above_us(config: str) -> float | None:
+        return micros[config] - micros["none"] if "none" in micros and config in micros else None
+
+    floor, floor_us = above("noop"), above_us("noop")
+    rows = ["| configuration | instructions above none | \u00d7 floor | \u00b5s | "
+            "\u00b5s above none | \u00b5s above the floor |", "|---|---|---|---|---|---|"]
+    for config in configs:
+        extra, extra_us = above(config), above_us(config)
+        total = instr.get((name, config))
+        rows.append("| " + " | ".join([
+            CONFIGS[config],
+            (f"0 ({total / 1e6:.2f} M in all)" if config == "none" and total is not None
+             else "\u2013" if extra is None else f"+{extra / 1e6:.3f} M"),
+            f"{extra / floor:.2f}" if extra is not None and floor else "\u2013",
+            f"{micros[config]:.0f}" if config in micros else "\u2013",
+            "0" if config == "none" else "\u2013" if extra_us is None else f"{extra_us:+.0f}",
+            ("\u2013" if config == "none" or extra_us is None or floor_us is None
+             else f"{extra_us - floor_us:+.0f}"),
+        ]) + " |")
+    return f"**{TITLES[name]}**\n\n" + "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", nargs="+", default=list(TITLES), choices=list(TITLES))
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--ops", type=int, default=40, help="operations per round")
+    parser.add_argument("--ops", type=int, default=40, help="queries per round (agent: a fifth)")
+    parser.add_argument("--no-cachegrind", action="store_true", help="wall clock only")
+    parser.add_argument("--no-timing", action="store_true", help="instructions only")
+    parser.add_argument("--cachegrind-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--plan", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    configs = ["none", "noop", "hypertool", "hypertool+otel"]
-    for name, op in workloads().items():
-        for _ in range(20):
-            op()  # warm-up
-        times: dict[str, list[float]] = {c: [] for c in configs}
-        for _ in range(args.rounds):
-            for config in configs:
-                undo = configure(config)
-                try:
-                    start = time.perf_counter()
-                    for _ in range(args.ops):
-                        op()
-                    times[config].append((time.perf_counter() - start) / args.ops * 1e6)
-                finally:
-                    undo()
-        median = {c: statistics.median(times[c]) for c in configs}
-        print(f"{name}: " + ", ".join(f"{c} {median[c]:.0f} us" for c in configs)
-              + f" | hypertool above the no-op floor: {median['hypertool'] - median['noop']:.0f}"
-              f" us, with OTel: {median['hypertool+otel'] - median['noop']:.0f} us")
+    if args.cachegrind_worker:
+        cachegrind_worker(args.plan, args.workloads, args.configs)
+        return
+    instr: dict[tuple[str, str], float] = {}
+    if not args.no_cachegrind:
+        if shutil.which("valgrind") is None:
+            print("valgrind not found: instruction counts skipped", file=sys.stderr)
+        else:
+            instr = count_instructions(args.workloads, args.configs)
+    micros: dict[str, dict[str, float]] = {}
+    if not args.no_timing:
+        ops = workloads()
+        for name in args.workloads:
+            n = args.ops if name == "query" else max(1, args.ops // 5)
+            micros[name] = time_configs(name, ops[name], args.configs, args.rounds, n)
+    print("\n\n".join(table(name, args.configs, instr, micros.get(name, {}))
+                      for name in args.workloads))
 
 
 if __name__ == "__main__":

@@ -330,3 +330,55 @@ def test_react_agent_hands_off_to_a_function_agent(
     assert sample(TOKENS, persona="scout", model="scripted", token_type="input") == 8
     assert sample(TOKENS, persona="scribe", model="scripted", token_type="output") == 2
     assert sample(TOOLS, tool="handoff", persona="scout", status="ok") == 1
+
+
+class _Runs(Recorder):
+    """Keeps ended runs; like the Prometheus sink (``needed=False``) it may need no run that
+    adds nothing to its parent, and such runs are then folded into their parent."""
+
+    name = "runs"
+
+    def __init__(self, needed: bool) -> None:
+        super().__init__()
+        self.needed = needed
+
+    def needs_run(self, parent: Any) -> bool:
+        return self.needed
+
+
+@pytest.mark.parametrize("needed", [True, False])
+def test_a_query_inside_a_tool_is_folded_when_no_sink_needs_it(
+        needed: bool, make_tracker: Callable[..., Tracker], registry: Any,
+        attach_tracker: Callable[[Tracker], Tracker], sample: Callable[..., float]) -> None:
+    from llama_index.core.tools import QueryEngineTool
+
+    runs = _Runs(needed)
+    tracker = attach_tracker(make_tracker(sinks=[runs, PrometheusSink(registry)]))
+    index = VectorStoreIndex.from_documents([Document(text="Paris is in France.")],
+                                            embed_model=MockEmbedding(embed_dim=8))
+    lookup = QueryEngineTool.from_defaults(index.as_query_engine(llm=UsageLLM(tokens=(40, 4))),
+                                           name="lookup", description="looks places up")
+    llm = ScriptedAgentLLM(script=[("lookup", {"input": "Where is Paris?"}), "France"],
+                           tokens=(11, 2))
+    agent = FunctionAgent(name="geo", description="answers", llm=llm, tools=[lookup])
+    runs.runs.clear()
+
+    async def run() -> str:
+        return str(await agent.run(user_msg="Where is Paris?"))
+
+    assert asyncio.run(run()) == "France"
+    names = {r.name for r in runs.runs}
+    # The query engine and its synthesizer inherit everything from the tool call.
+    assert ({"RetrieverQueryEngine", "CompactAndRefine"} <= names) is needed
+    (retriever,) = runs.of_kind(RunKind.RETRIEVER)
+    above = retriever.parent
+    assert above is not None
+    assert above.name == ("RetrieverQueryEngine" if needed else "lookup")
+    inner = next(r for r in runs.of_kind(RunKind.LLM) if r.model == "usage-llm-1")
+    assert inner.persona == "geo" and inner.parent is not None
+    assert inner.parent.name == ("CompactAndRefine" if needed else "lookup")
+    # The metrics are the same either way.
+    assert sample(TOKENS, persona="geo", model="usage-llm-1", token_type="input") == 40
+    assert sample(TOKENS, persona="geo", model="scripted", token_type="input") == 22
+    assert sample(TOOLS, tool="lookup", persona="geo", status="ok") == 1
+    assert tracker.live_runs == 0

@@ -33,11 +33,9 @@ here, counted in ``hypertool_internal_errors_total{component="llamaindex.*"}``.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.span import SimpleSpan
@@ -45,36 +43,12 @@ from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index_instrumentation import get_dispatcher
 from pydantic import PrivateAttr
 
-from hypertool_callbacks.adapters.llamaindex_spans import Bridge
-from hypertool_callbacks.errors import TokenBudgetExceeded
+from hypertool_callbacks.adapters.llamaindex_spans import EVENTS, Bridge
 
 if TYPE_CHECKING:
     from hypertool_callbacks.context.tracker import Tracker
 
 __all__ = ["HypertoolEventHandler", "HypertoolSpanHandler", "attach", "attached", "detach"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _guarded(method: F) -> F:
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except TokenBudgetExceeded:
-            # The dispatcher swallows whatever a handler raises, so a spent budget cannot stop
-            # a LlamaIndex call: the tracker has recorded it (refused run, exceeded counter).
-            return None
-        except Exception as exc:
-            bridge: Bridge = self._bridge
-            tracker = bridge.tracker
-            if tracker.config.strict:
-                raise
-            tracker.internal_error(f"llamaindex.{method.__name__}", exc)
-            return None
-
-    return cast(F, wrapper)
-
 
 class HypertoolSpanHandler(BaseSpanHandler[SimpleSpan]):
     """Turns LlamaIndex spans into runs. Register it (with :class:`HypertoolEventHandler` on
@@ -100,23 +74,35 @@ class HypertoolSpanHandler(BaseSpanHandler[SimpleSpan]):
         return "HypertoolSpanHandler"
 
     # The base class keeps every open span in ``open_spans``; the bridge keeps what it needs.
-    @_guarded
+    # Every entry point is guarded inline (no decorator frame), and reads the bridge from the
+    # model's private dict: ``self._bridge`` goes through pydantic's ``__getattr__``, which
+    # costs more than a transparent span should.
     def span_enter(self, id_: str, bound_args: inspect.BoundArguments,
                    instance: Any | None = None, parent_id: str | None = None,
                    tags: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._bridge.span_enter(id_, bound_args, instance, parent_id, tags)
+        bridge: Bridge = self.__pydantic_private__["_bridge"]  # type: ignore[index]
+        try:
+            bridge.span_enter(id_, bound_args, instance, parent_id, tags)
+        except Exception as exc:
+            bridge.failed("span_enter", exc)
 
-    @_guarded
     def span_exit(self, id_: str, bound_args: inspect.BoundArguments,
                   instance: Any | None = None, result: Any | None = None,
                   **kwargs: Any) -> None:
-        self._bridge.span_exit(id_, result)
+        bridge: Bridge = self.__pydantic_private__["_bridge"]  # type: ignore[index]
+        try:
+            bridge.span_exit(id_, result)
+        except Exception as exc:
+            bridge.failed("span_exit", exc)
 
-    @_guarded
     def span_drop(self, id_: str, bound_args: inspect.BoundArguments,
                   instance: Any | None = None, err: BaseException | None = None,
                   **kwargs: Any) -> None:
-        self._bridge.span_drop(id_, err)
+        bridge: Bridge = self.__pydantic_private__["_bridge"]  # type: ignore[index]
+        try:
+            bridge.span_drop(id_, err)
+        except Exception as exc:
+            bridge.failed("span_drop", exc)
 
     def new_span(self, id_: str, bound_args: inspect.BoundArguments,
                  instance: Any | None = None, parent_span_id: str | None = None,
@@ -147,9 +133,14 @@ class HypertoolEventHandler(BaseEventHandler):
     def class_name(cls) -> str:
         return "HypertoolEventHandler"
 
-    @_guarded
     def handle(self, event: Any, **kwargs: Any) -> None:
-        self._bridge.event(event)
+        if type(event).__name__ not in EVENTS:
+            return  # most events (a retrieval's, a step's output...) say nothing new
+        bridge: Bridge = self.__pydantic_private__["_bridge"]  # type: ignore[index]
+        try:
+            bridge.event(event)
+        except Exception as exc:
+            bridge.failed("handle", exc)
 
 
 def handlers(tracker: Tracker | None = None) -> tuple[HypertoolSpanHandler, HypertoolEventHandler]:

@@ -9,17 +9,18 @@ from __future__ import annotations
 import inspect
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.workflow import Workflow
-
+from hypertool_callbacks.adapters.llamaindex_records import NO_RUN, Flow, Llm, Span
 from hypertool_callbacks.adapters.llamaindex_units import (
-    classify,
+    MAYBE_STEP,
+    SHAPES,
+    WORKFLOW,
     inputs_of,
     is_agent,
     is_agent_workflow,
     parameters_of,
+    shape,
     system_prompt_of,
     unit_name,
 )
@@ -35,7 +36,8 @@ from hypertool_callbacks.context.inference import (
     NODE_KEY,
     NODE_TAG_PREFIX,
 )
-from hypertool_callbacks.events import RunEnd, RunKind, RunStart, Usage
+from hypertool_callbacks.errors import TokenBudgetExceeded
+from hypertool_callbacks.events import RunEnd, RunKind, RunStart
 
 if TYPE_CHECKING:
     from hypertool_callbacks.context.tracker import Tracker
@@ -46,59 +48,14 @@ _STEP_TAG = "llamaindex.step.input_event"
 _HANDOFF_TOOL = "handoff"
 _CANCELLATIONS = frozenset({"GeneratorExit", "CancelledError", "WorkflowCancelledByUser"})
 _MAX_SPANS = 50_000
+_FIRST_TOKEN = frozenset({"LLMChatInProgressEvent", "LLMCompletionInProgressEvent"})
+_LLM_END = frozenset({"LLMChatEndEvent", "LLMCompletionEndEvent"})
+EVENTS = _FIRST_TOKEN | _LLM_END | {"ExceptionEvent"}  # the events the bridge reads
 
 
 class ToolCallFailed(RuntimeError):
     """A tool that reported ``ToolOutput(is_error=True)`` instead of raising. The message is
     fixed: the tool's own error text may carry content and stays out of spans."""
-
-
-@dataclass(slots=True)
-class _Flow:
-    """One workflow execution: which agent acts, and its current agent turn."""
-
-    run_id: str
-    top_level: bool
-    agentic: bool
-    agent: str | None = None
-    turn_id: str | None = None
-    turn_agent: str | None = None
-    turns: int = 0
-    steps: int = 0
-
-
-@dataclass(slots=True)
-class _Span:
-    run_id: str | None  # the run this span is, or (transparent span) the nearest run above
-    own: bool  # this span is that run
-    kind: RunKind | None = None
-    instance_id: int = 0
-    agent: str | None = None  # the agent whose work this is (AgentWorkflow)
-    flow: _Flow | None = None
-    role: str = ""
-    name: str = ""
-    handoff: str | None = None  # the handoff tool's target agent
-    wrapper: str | None = None  # the stage run wrapping this one (a query's retrieve phase)
-
-
-@dataclass(slots=True)
-class _Llm:
-    """An LLM run between its span's start and its end (a stream outlives its span)."""
-
-    run_id: str
-    instance_id: int
-    parent_id: str | None
-    usage: Usage | None = None
-    model: str | None = None
-    stream: bool = False  # span exited with a generator: the end event ends the run
-    aliases: list[str] = field(default_factory=list)
-
-
-def _method(span_id: str) -> tuple[str, str]:
-    """``("AgentWorkflow", "setup_agent")`` from ``AgentWorkflow.setup_agent-<uuid4>``."""
-    qualified = span_id.rsplit("-", 5)[0]
-    owner, _, method = qualified.rpartition(".")
-    return owner, method
 
 
 def _text(value: Any) -> str | None:
@@ -111,9 +68,9 @@ class Bridge:
     def __init__(self, tracker: Tracker | None = None) -> None:
         self._tracker = tracker
         self._lock = threading.Lock()
-        self._spans: OrderedDict[str, _Span] = OrderedDict()
-        self._llms: dict[str, _Llm] = {}  # own and alias span ids -> the LLM run
-        self._streams: dict[int, _Llm] = {}  # LLM instance -> its stream waiting for chunks
+        self._spans: OrderedDict[str, Span] = OrderedDict()
+        self._llms: dict[str, Llm] = {}  # own and alias span ids -> the LLM run
+        self._streams: dict[int, Llm] = {}  # LLM instance -> its stream waiting for chunks
 
     @property
     def tracker(self) -> Tracker:
@@ -126,44 +83,68 @@ class Bridge:
     def use(self, tracker: Tracker | None) -> None:
         self._tracker = tracker
 
+    def failed(self, where: str, exc: Exception) -> None:
+        """A handler entry point failed: counted and swallowed (strict mode re-raises)."""
+        if isinstance(exc, TokenBudgetExceeded):
+            # The dispatcher swallows whatever a handler raises, so a spent budget cannot stop
+            # a LlamaIndex call: the tracker has recorded it (refused run, exceeded counter).
+            return
+        tracker = self.tracker
+        if tracker.config.strict:
+            raise exc
+        tracker.internal_error(f"llamaindex.{where}", exc)
+
     # -- spans -----------------------------------------------------------------------------
 
     def span_enter(self, id_: str, bound_args: inspect.BoundArguments, instance: Any,
                    parent_id: str | None, tags: Any) -> None:
-        with self._lock:
-            if id_ in self._spans:  # the same handler registered twice
-                duplicate = True
-            else:
-                duplicate = False
-                parent = self._spans.get(parent_id) if parent_id else None
-        if duplicate:
+        # Single dict operations (atomic under the GIL) on the hot path: a transparent span
+        # costs a lookup, an insert and, at its exit, a pop.
+        spans = self._spans
+        if id_ in spans:  # the same handler registered twice
             self.tracker.start(RunStart(id_, None, RunKind.CHAIN, "duplicate"))  # counted
             return
-        owner, method = _method(id_)
-        unit = classify(instance, method)
-        arguments = bound_args.arguments if bound_args is not None else {}
-        if unit is None and instance is None and isinstance(tags, dict) and _STEP_TAG in tags:
-            self._step(id_, owner, method, parent, arguments)
-            return
-        if unit is None and isinstance(instance, Workflow) and method == "run":
-            self._workflow(id_, instance, parent, owner)
-            return
-        if unit is None:
+        parent = spans.get(parent_id) if parent_id else None
+        # ``AgentWorkflow.setup_agent`` from ``AgentWorkflow.setup_agent-<uuid4>`` (the
+        # dispatcher's shape: a slice, not a split).
+        if id_[-37:-36] == "-" and id_.count("-", -36) == 4:
+            qualified = id_[:-37]
+        else:
+            qualified = id_.rsplit("-", 5)[0]
+        try:
+            what = SHAPES[(type(instance), qualified)]
+        except KeyError:
+            what = shape(instance, qualified)
+        if what is None or (what is MAYBE_STEP and not (isinstance(tags, dict)
+                                                        and _STEP_TAG in tags)):
             # Transparent: stands for the nearest run above it (its kind and role included, so
             # a call nested below it is still recognised as the same call).
-            self._remember(id_, replace(parent, own=False) if parent else _Span(None, False))
+            spans[id_] = parent or NO_RUN
+            if len(spans) > _MAX_SPANS:
+                self._trim()
             return
-        kind, role = unit
-        self._unit(id_, kind, role, instance, arguments, parent)
+        arguments = bound_args.arguments if bound_args is not None else {}
+        owner, _, method = qualified.rpartition(".")
+        if isinstance(what, tuple):
+            self._unit(id_, what[0], what[1], instance, arguments, parent)
+        elif what is WORKFLOW:
+            self._workflow(id_, instance, parent, owner)
+        else:
+            self._step(id_, owner, method, parent, arguments)
 
-    def _remember(self, id_: str, span: _Span) -> None:
+    def _remember(self, id_: str, span: Span) -> None:
+        self._spans[id_] = span
+        if len(self._spans) > _MAX_SPANS:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Spans that never exit are forgotten, oldest first."""
         with self._lock:
-            self._spans[id_] = span
             while len(self._spans) > _MAX_SPANS:
                 self._spans.popitem(last=False)
 
     def _unit(self, id_: str, kind: RunKind, role: str, instance: Any,
-              arguments: dict[str, Any], parent: _Span | None) -> None:
+              arguments: dict[str, Any], parent: Span | None) -> None:
         parent_run = parent.run_id if parent else None
         instance_id = id(instance)
         if parent is not None and parent.kind is kind and (
@@ -172,19 +153,20 @@ class Bridge:
             self._alias(id_, parent, kind)
             return
         if kind is RunKind.LLM:
-            with self._lock:
-                stream = self._streams.get(instance_id)
+            stream = self._streams.get(instance_id)
             if stream is not None and stream.parent_id == parent_run:
                 # astream_chat iterating stream_chat: outside its span, but the same call.
-                self._alias(id_, _Span(stream.run_id, False, RunKind.LLM, instance_id), kind)
+                self._alias(id_, Span(stream.run_id, RunKind.LLM, instance_id), kind)
                 return
+        tracker = self._tracker or self.tracker
         agent = parent.agent if parent else None
         metadata: dict[str, Any] = {AGENT_KEY: agent} if agent else {}
         tags: tuple[str, ...] = ()
-        name = unit_name(instance, role)
+        name = unit_name(instance, role) if role == "tool" else type(instance).__name__
+        flow = parent.flow if parent else None
         stage, wrapper = _QUERY_STAGES.get(role), None
-        if stage and parent is not None and parent.role == "query" and parent.flow is None:
-            query_run = self.tracker.get_run(parent.run_id) if parent.run_id else None
+        if stage and parent is not None and parent.role == "query" and flow is None:
+            query_run = tracker.get_run(parent.run_id) if parent.run_id else None
             if query_run is not None and query_run.parent is None:
                 node = {NODE_KEY: stage}
                 if kind is RunKind.CHAIN:
@@ -193,29 +175,35 @@ class Bridge:
                     # A stage is a chain run (a retriever that is itself a node would be taken
                     # for a persona named after the node): the phase wraps the call.
                     wrapper = f"{id_}#stage"
-                    self.tracker.start(RunStart(wrapper, parent_run, RunKind.CHAIN, stage,
-                                                tags=(f"{NODE_TAG_PREFIX}1",),
-                                                metadata={**metadata, **node}))
+                    tracker.start(RunStart(wrapper, parent_run, RunKind.CHAIN, stage,
+                                           (f"{NODE_TAG_PREFIX}1",), {**metadata, **node}))
                     parent_run = wrapper
-        start = RunStart(id_, parent_run, kind, name, tags=tags, metadata=metadata,
-                         inputs=inputs_of(kind, arguments))
-        if kind in (RunKind.LLM, RunKind.EMBEDDING):
+        if (kind is RunKind.CHAIN and not tags and parent_run is not None
+                and tracker.fold(id_, parent_run, tags, metadata)):
+            # A query or synthesizer inside another run, adding nothing, that no sink needs.
+            self._remember(id_, Span(id_, kind, instance_id, agent, flow, role, name,
+                                      folded=True))
+            return
+        start = RunStart(id_, parent_run, kind, name, tags, metadata,
+                         inputs_of(kind, arguments))
+        if kind is RunKind.LLM or kind is RunKind.EMBEDDING:
             start.model, start.provider = request_model(instance), provider_of(instance)
+        handoff = None
         if kind is RunKind.LLM:
             start.parameters = parameters_of(instance)
-            start.system_prompt = system_prompt_of(arguments, instance)
-            with self._lock:
-                self._llms[id_] = _Llm(id_, instance_id, parent_run)
-        handoff = None
-        if kind is RunKind.TOOL and name == _HANDOFF_TOOL:
+            # The system prompt feeds persona rules only: read when rules are configured.
+            if tracker.reads_prompts:
+                start.system_prompt = system_prompt_of(arguments, instance)
+            self._llms[id_] = Llm(id_, instance_id, parent_run)
+        elif kind is RunKind.TOOL and name == _HANDOFF_TOOL:
             kwargs = arguments.get("kwargs")
             handoff = _text(kwargs.get("to_agent")) if isinstance(kwargs, dict) else None
-        self._remember(id_, _Span(id_, True, kind, instance_id, agent,
-                                  parent.flow if parent else None, role, name, handoff, wrapper))
-        self.tracker.start(start)
+        self._remember(id_, Span(id_, kind, instance_id, agent, flow, role, name, handoff,
+                                  wrapper))
+        tracker.start(start)
 
-    def _alias(self, id_: str, outer: _Span, kind: RunKind) -> None:
-        self._remember(id_, _Span(outer.run_id, False, kind, outer.instance_id, outer.agent,
+    def _alias(self, id_: str, outer: Span, kind: RunKind) -> None:
+        self._remember(id_, Span(outer.run_id, kind, outer.instance_id, outer.agent,
                                   outer.flow, outer.role, outer.name))
         if kind is RunKind.LLM and outer.run_id is not None:
             with self._lock:
@@ -224,25 +212,29 @@ class Bridge:
                     self._llms[id_] = llm
                     llm.aliases.append(id_)
 
-    def _workflow(self, id_: str, instance: Any, parent: _Span | None, owner: str) -> None:
+    def _workflow(self, id_: str, instance: Any, parent: Span | None, owner: str) -> None:
         agent_name = _text(getattr(instance, "name", None)) if is_agent(instance) else None
         name = agent_name or owner or type(instance).__name__
         parent_run = parent.run_id if parent else None
-        flow = _Flow(id_, top_level=parent_run is None,
+        flow = Flow(id_, top_level=parent_run is None,
                      agentic=agent_name is not None or is_agent_workflow(instance))
         agent = parent.agent if parent else None
-        self._remember(id_, _Span(id_, True, RunKind.CHAIN, id(instance), agent, flow,
+        self._remember(id_, Span(id_, RunKind.CHAIN, id(instance), agent, flow,
                                   "workflow", name))
         self.tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, name,
                                     metadata={AGENT_KEY: agent} if agent else {}))
 
-    def _step(self, id_: str, owner: str, method: str, parent: _Span | None,
+    def _step(self, id_: str, owner: str, method: str, parent: Span | None,
               arguments: dict[str, Any]) -> None:
         flow = parent.flow if parent else None
+        tracker = self._tracker or self.tracker
         if flow is None or parent is None:
-            self._remember(id_, _Span(id_, True, RunKind.CHAIN, 0, None, None, "step", method))
-            self.tracker.start(RunStart(id_, parent.run_id if parent else None, RunKind.CHAIN,
-                                        method))
+            parent_run = parent.run_id if parent else None
+            folded = parent_run is not None and tracker.fold(id_, parent_run, (), {})
+            self._remember(id_, Span(id_, RunKind.CHAIN, 0, None, None, "step", method,
+                                      folded=folded))
+            if not folded:
+                tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, method))
             return
         metadata: dict[str, Any] = {}
         tags: tuple[str, ...] = ()
@@ -263,11 +255,15 @@ class Bridge:
             if flow.top_level:
                 flow.steps += 1
                 metadata[NODE_KEY], tags = method, (f"{NODE_TAG_PREFIX}{flow.steps}",)
-        self._remember(id_, _Span(id_, True, RunKind.CHAIN, 0, agent, flow, "step", method))
-        self.tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, method, tags=tags,
-                                    metadata=metadata))
+        # A nested workflow's step inside its flow run, adding nothing: folded when no sink
+        # needs it. (An agent's step declares the agent, which its turn does not: never.)
+        folded = not flow.agentic and not tags and tracker.fold(id_, parent_run, tags, metadata)
+        self._remember(id_, Span(id_, RunKind.CHAIN, 0, agent, flow, "step", method,
+                                  folded=folded))
+        if not folded:
+            tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, method, tags, metadata))
 
-    def _new_turn(self, flow: _Flow, agent: str) -> None:
+    def _new_turn(self, flow: Flow, agent: str) -> None:
         """The next agent acts: close the previous agent's turn, open this one's."""
         self._end_turn(flow, None)
         flow.turns += 1
@@ -280,27 +276,32 @@ class Bridge:
         self.tracker.start(RunStart(flow.turn_id, flow.run_id, RunKind.CHAIN, agent,
                                     tags=(f"{NODE_TAG_PREFIX}{flow.turns}",), metadata=metadata))
 
-    def _end_turn(self, flow: _Flow, error: BaseException | None) -> None:
+    def _end_turn(self, flow: Flow, error: BaseException | None) -> None:
         if flow.turn_id is not None:
             turn, flow.turn_id, flow.turn_agent = flow.turn_id, None, None
             self.tracker.end(_ending(turn, None, error))
 
     def span_exit(self, id_: str, result: Any) -> None:
-        with self._lock:
-            span = self._spans.pop(id_, None)
-            llm = self._llms.get(id_) if span is not None and span.own else None
-            if llm is not None and (inspect.isgenerator(result) or inspect.isasyncgen(result)):
-                llm.stream = True
-                self._streams[llm.instance_id] = llm
-                return  # the end event (or an exception event) ends it
+        span = self._spans.pop(id_, None)
         if span is None:
             self.tracker.end(RunEnd(id_))  # never seen: counted as an unknown run
             return
-        if not span.own:
+        if span.run_id != id_:
+            return  # transparent, or the same call one level down
+        if span.folded:
+            (self._tracker or self.tracker).unfold(id_)
             return
-        if llm is not None:
-            self._end_llm(llm, result, None)
-            return
+        if span.kind is RunKind.LLM:
+            with self._lock:
+                llm = self._llms.get(id_)
+                if llm is not None and (inspect.isgenerator(result)
+                                        or inspect.isasyncgen(result)):
+                    llm.stream = True
+                    self._streams[llm.instance_id] = llm
+                    return  # the end event (or an exception event) ends it
+            if llm is not None:
+                self._end_llm(llm, result, None)
+                return
         if span.role == "workflow" and span.flow is not None:
             self._end_turn(span.flow, None)
         error = None
@@ -314,14 +315,16 @@ class Bridge:
             self.tracker.end(RunEnd(span.wrapper, outputs=result))
 
     def span_drop(self, id_: str, err: BaseException | None) -> None:
-        with self._lock:
-            span = self._spans.pop(id_, None)
-            llm = self._llms.get(id_) if span is not None and span.own else None
+        span = self._spans.pop(id_, None)
         if span is None:
             self.tracker.end(RunEnd(id_))  # counted as an unknown run
             return
-        if not span.own:
+        if span.run_id != id_:
+            return  # transparent, or the same call one level down
+        if span.folded:
+            (self._tracker or self.tracker).unfold(id_)
             return
+        llm = self._llms.get(id_) if span.kind is RunKind.LLM else None
         if llm is not None:
             self._end_llm(llm, None, err)
             return
@@ -335,22 +338,19 @@ class Bridge:
 
     def event(self, event: Any) -> None:
         kind = type(event).__name__
-        if kind in ("LLMChatInProgressEvent", "LLMCompletionInProgressEvent"):
-            with self._lock:
-                llm = self._llms.get(event.span_id)
+        if kind in _FIRST_TOKEN:
+            llm = self._llms.get(event.span_id)
             if llm is not None:
                 self.tracker.first_token(llm.run_id)
-        elif kind in ("LLMChatEndEvent", "LLMCompletionEndEvent"):
+        elif kind in _LLM_END:
             self._llm_end_event(event.span_id, getattr(event, "response", None))
         elif kind == "ExceptionEvent":
-            with self._lock:
-                llm = self._llms.get(event.span_id)
+            llm = self._llms.get(event.span_id)
             if llm is not None and llm.stream and event.span_id == llm.run_id:
                 self._end_llm(llm, None, getattr(event, "exception", None))
 
     def _llm_end_event(self, span_id: Any, response: Any) -> None:
-        with self._lock:
-            llm = self._llms.get(span_id) if isinstance(span_id, str) else None
+        llm = self._llms.get(span_id) if isinstance(span_id, str) else None
         if llm is None:
             # An end event for a call we never saw start: counted, never raised.
             self.tracker.end(RunEnd(span_id if isinstance(span_id, str) else "unknown"))
@@ -359,10 +359,11 @@ class Bridge:
         if usage is not None:
             llm.usage = usage
         llm.model = response_model(response) or llm.model
+        llm.read = response
         if llm.stream and span_id == llm.run_id:
             self._end_llm(llm, response, None)
 
-    def _end_llm(self, llm: _Llm, result: Any, error: BaseException | None) -> None:
+    def _end_llm(self, llm: Llm, result: Any, error: BaseException | None) -> None:
         with self._lock:
             if self._llms.pop(llm.run_id, None) is None:
                 return  # already ended (an end event and an exception event)
@@ -370,10 +371,14 @@ class Bridge:
                 self._llms.pop(alias, None)
             if self._streams.get(llm.instance_id) is llm:
                 del self._streams[llm.instance_id]
-        usage = response_usage(result) if error is None else None
         event = _ending(llm.run_id, result, error)
-        event.usage = usage or llm.usage
-        event.response_model = response_model(result) or llm.model
+        if result is not None and result is llm.read:
+            # The end event has read this very response (the usual case): not twice.
+            event.usage, event.response_model = llm.usage, llm.model
+        else:
+            usage = response_usage(result) if error is None else None
+            event.usage = usage or llm.usage
+            event.response_model = response_model(result) or llm.model
         self.tracker.end(event)
 
 

@@ -12,7 +12,9 @@ from llama_index.core.chat_engine.types import BaseChatEngine
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.response_synthesizers.base import BaseSynthesizer
 from llama_index.core.tools.types import BaseTool
+from llama_index.core.workflow import Workflow
 
+from hypertool_callbacks.adapters.llamaindex_usage import lookup
 from hypertool_callbacks.events import RunKind
 
 _LLM_CALLS = frozenset({"chat", "achat", "stream_chat", "astream_chat", "complete", "acomplete",
@@ -37,6 +39,12 @@ _UNITS: tuple[tuple[type, frozenset[str], RunKind, str], ...] = (
 _PARAMS = ("temperature", "max_tokens", "top_p", "top_k", "seed")
 _MAX_PROMPT_CHARS = 20_000
 _CLASSIFIED: dict[tuple[type, str], tuple[RunKind, str] | None] = {}
+# What a span is, besides a unit of work: a workflow's run, maybe a workflow step (a step is a
+# plain function: its span has no instance, and says it is a step in its tags), or nothing of
+# ours (None: a transparent span).
+WORKFLOW, MAYBE_STEP = "workflow", "step"
+Shape = tuple[RunKind, str] | str | None
+SHAPES: dict[tuple[type, str], Shape] = {}
 
 
 def classify(instance: Any, method: str) -> tuple[RunKind, str] | None:
@@ -53,6 +61,21 @@ def classify(instance: Any, method: str) -> tuple[RunKind, str] | None:
                   if method in methods and isinstance(instance, base)), None)
     if len(_CLASSIFIED) < 10_000:
         _CLASSIFIED[key] = found
+    return found
+
+
+def shape(instance: Any, qualified: str) -> Shape:
+    """What the span of ``qualified`` (``Owner.method``) on ``instance`` is; cached per class
+    and method in :data:`SHAPES` (read it first: this is the miss path)."""
+    method = qualified.rpartition(".")[2]
+    found: Shape = classify(instance, method)
+    if found is None:
+        if instance is None:
+            found = MAYBE_STEP
+        elif method == "run" and isinstance(instance, Workflow):
+            found = WORKFLOW
+    if len(SHAPES) < 10_000:
+        SHAPES[(type(instance), qualified)] = found
     return found
 
 
@@ -79,7 +102,6 @@ def unit_name(instance: Any, role: str) -> str:
     return type(instance).__name__
 
 
-
 def inputs_of(kind: RunKind, arguments: dict[str, Any]) -> Any:
     if kind is RunKind.LLM:
         if "messages" in arguments:
@@ -104,7 +126,7 @@ def inputs_of(kind: RunKind, arguments: dict[str, Any]) -> Any:
 def parameters_of(llm: Any) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key in _PARAMS:
-        value = getattr(llm, key, None)
+        value = lookup(llm, key)  # not getattr: a pydantic miss raises twice inside pydantic
         if isinstance(value, int | float) and not isinstance(value, bool):
             found[key] = value
     return found

@@ -28,22 +28,62 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel
+
 from hypertool_callbacks.events import Usage
+
+_MAPPING, _SCALAR, _OBJECT = 0, 1, 2
+_SCALARS = (str, bytes, int, float, list, tuple)
+_SHAPES: dict[type, int] = {}  # per class: a mapping, a scalar (no keys), or an object
+_ABSENT: dict[tuple[type, str], bool] = {}  # per pydantic class and key: never an attribute
+
+
+def _shape(cls: type) -> int:
+    shape = (_MAPPING if issubclass(cls, Mapping) else _SCALAR if issubclass(cls, _SCALARS)
+             else _OBJECT)
+    if len(_SHAPES) < 1_000:
+        _SHAPES[cls] = shape
+    return shape
+
+
+def _absent(cls: type, key: str) -> bool:
+    """Whether no instance of ``cls`` can have attribute ``key``: a pydantic model without
+    such a field, class attribute or extras. Reading one would raise inside pydantic's
+    ``__getattr__`` (an exception per miss, and most keys read here miss)."""
+    found = (issubclass(cls, BaseModel) and key not in cls.model_fields
+             and not hasattr(cls, key) and cls.model_config.get("extra") != "allow"
+             and getattr(cls, "__getattr__", None) is getattr(BaseModel, "__getattr__", None))
+    if len(_ABSENT) < 10_000:
+        _ABSENT[(cls, key)] = found
+    return found
 
 
 def _get(obj: Any, key: str) -> Any:
     """``obj[key]`` for a mapping, ``obj.key`` for an object (a plain attribute only)."""
     if obj is None:
         return None
-    if isinstance(obj, Mapping):
+    cls = type(obj)
+    if cls is dict:
         return obj.get(key)
-    if isinstance(obj, str | bytes | int | float | list | tuple):
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        shape = _shape(cls)
+    if shape is _MAPPING:
+        return obj.get(key)
+    if shape is _SCALAR:
+        return None
+    absent = _ABSENT.get((cls, key))
+    if absent is None:
+        absent = _absent(cls, key)
+    if absent:
         return None
     try:
         value = getattr(obj, key, None)
     except Exception:  # a property that raises
         return None
     return None if callable(value) else value
+
+lookup = _get  # for the other LlamaIndex modules
 
 
 def _int(value: Any) -> int:
