@@ -13,8 +13,9 @@ from enum import StrEnum
 from typing import Any
 
 RunId = Hashable
-"""A run's id as the framework gives it (LangChain: a UUID), used as is: no conversion on the
-hot path. Ids of one framework must compare equal when they name the same run."""
+"""A run's id as the framework gives it (LangChain: a UUID; the tracker keys a UUID by its
+``int``, whose hash is computed in C where ``UUID.__hash__`` runs Python code). Ids of one
+framework must compare equal when they name the same run."""
 
 
 class RunKind(StrEnum):

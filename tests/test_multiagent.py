@@ -12,6 +12,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, cast
+from uuid import UUID
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
@@ -597,7 +598,7 @@ class CountingResolver(Resolver):
         self.calls: Counter[str] = Counter()
 
     def resolve(self, run: Run, parent: Run | None) -> None:
-        self.calls[str(run.run_id)] += 1
+        self.calls[str(UUID(int=run.run_id))] += 1  # the tracker keys a UUID by its int
         super().resolve(run, parent)
 
 

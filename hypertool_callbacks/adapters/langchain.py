@@ -237,11 +237,16 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
     def _start(self, kind: RunKind, serialized: Any, inputs: Any, run_id: UUID,
                parent_run_id: UUID | None, tags: Any, metadata: Any,
                kwargs: Mapping[str, Any], **extra: Any) -> None:
-        self._tracker.start(RunStart(
-            run_id=run_id, parent_id=parent_run_id, kind=kind,
-            name=_name(serialized, kwargs, kind.value), tags=_tags(tags),
-            metadata=_metadata(metadata), inputs=inputs, **extra,
-        ))
+        if extra:
+            self._tracker.start(RunStart(
+                run_id=run_id, parent_id=parent_run_id, kind=kind,
+                name=_name(serialized, kwargs, kind.value), tags=_tags(tags),
+                metadata=_metadata(metadata), inputs=inputs, **extra,
+            ))
+        else:  # positional: keyword matching costs as much as the rest of the event
+            self._tracker.start(RunStart(run_id, parent_run_id, kind,
+                                         _name(serialized, kwargs, kind.value), _tags(tags),
+                                         _metadata(metadata), inputs))
 
     def _chain_end(self, run_id: UUID, outputs: Any) -> None:
         if self._tracker.unfold(run_id):
