@@ -134,14 +134,11 @@ class PrometheusSink(Sink):
 
     def _observe(self, metric: Any, labels: tuple[str, ...], value: float,
                  run: Run | None = None) -> None:
-        self._child(metric, labels).observe(value, exemplar=self._exemplar(run))
+        self._add(metric, labels, value, self._exemplar(run) if run is not None else None)
 
     def _inc(self, metric: Any, labels: tuple[str, ...], value: float = 1.0,
              run: Run | None = None) -> None:
-        self._child(metric, labels).inc(value, exemplar=self._exemplar(run))
-
-    def needs_run(self, parent: Run) -> bool:
-        return False  # a run that inherits everything adds no sample
+        self._add(metric, labels, value, self._exemplar(run) if run is not None else None)
 
     def _add(self, metric: Any, labels: tuple[str, ...], value: float,
              exemplar: dict[str, str] | None) -> None:
@@ -222,7 +219,7 @@ class PrometheusSink(Sink):
                   run=switch.run)
 
     def on_stint(self, stint: PersonaStint) -> None:
-        self._child(self._persona_seconds, (stint.persona, stint.workflow)).observe(stint.seconds)
+        self._add(self._persona_seconds, (stint.persona, stint.workflow), stint.seconds, None)
 
     def on_handoff(self, handoff: Handoff) -> None:
         self._inc(self._handoffs, (handoff.from_persona, handoff.to_persona, handoff.workflow),
