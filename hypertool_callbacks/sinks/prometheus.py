@@ -151,6 +151,9 @@ class PrometheusSink(Sink):
         else:
             self._child(metric, labels).inc(value, exemplar)
 
+    def needs_run(self, parent: Run) -> bool:
+        return False  # a run that inherits everything adds no sample
+
     def on_run_end(self, run: Run) -> None:
         status = run.status  # a StrEnum: its own label value
         kind = run.kind
