@@ -1,0 +1,56 @@
+"""The Prometheus sink writes values straight to a label child's value (no exemplar): the
+samples must be exactly what prometheus_client's own ``inc``/``observe`` produce."""
+
+from __future__ import annotations
+
+import math
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from hypertool_callbacks.sinks.prometheus import _writer
+
+BUCKETS = (0.1, 0.5, 1.0, 5.0)
+VALUES = (0.0, 0.05, 0.1, 0.1000001, 0.5, 0.7, 1.0, 5.0, 5.5, 1e9, math.inf)
+
+
+def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in registry.collect() for s in family.samples
+            if not s.name.endswith("_created")}
+
+
+def test_histogram_writer_matches_observe_on_and_between_bounds() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    mine = Histogram("h", "h", ["k"], buckets=BUCKETS, registry=ours).labels("a")
+    reference = Histogram("h", "h", ["k"], buckets=BUCKETS, registry=theirs).labels("a")
+    write = _writer(mine)
+    for value in VALUES:
+        write(value)
+        reference.observe(value)
+    assert _samples(ours) == _samples(theirs)
+
+
+def test_counter_writer_matches_inc() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    write = _writer(Counter("c", "c", ["k"], registry=ours).labels("a"))
+    reference = Counter("c", "c", ["k"], registry=theirs).labels("a")
+    for value in (1, 2.5, 0, 1e6):
+        write(value)
+        reference.inc(value)
+    assert _samples(ours) == _samples(theirs)
+
+
+class _Opaque:
+    """A child shaped unlike prometheus_client's: only the public method."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+
+    def observe(self, value: float) -> None:
+        self.seen.append(value)
+
+
+def test_an_unknown_child_shape_falls_back_to_its_public_method() -> None:
+    child = _Opaque()
+    _writer(child)(3.0)
+    assert child.seen == [3.0]
