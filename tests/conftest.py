@@ -1,22 +1,35 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+import hypertool_callbacks
 from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
 from hypertool_callbacks.clock import ManualClock
 from hypertool_callbacks.config import Config
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
+from hypertool_callbacks.wiring import set_tracker
 
 pytest_plugins = ["tests.langfuse_support", "tests.llama_support"]
 
 # Plots in tests and notebooks render off-screen.
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def no_global_tracker() -> Iterator[None]:
+    """No process-wide tracker during the test; whatever it instrumented is undone after."""
+    previous = set_tracker(None)
+    try:
+        yield
+    finally:
+        hypertool_callbacks.uninstrument()
+        set_tracker(previous)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import atexit
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -43,16 +43,6 @@ MODEL = "fake-messages-list-chat-model"
 GATE = "hypertool_workflow_quality_gate_total"
 TOKENS = "hypertool_persona_tokens_used_total"
 SWITCHES = "hypertool_persona_switches_total"
-
-
-@pytest.fixture
-def no_global_tracker() -> Iterator[None]:
-    previous = set_tracker(None)
-    try:
-        yield
-    finally:
-        hypertool_callbacks.uninstrument()
-        set_tracker(previous)
 
 
 # -- 1. a gate paused by interrupt() is not a verdict -------------------------------------

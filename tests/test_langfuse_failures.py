@@ -27,6 +27,7 @@ from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.fakes import reply
 from tests.langfuse_support import langfuse_env
 from tests.otlp_receiver import OTLPReceiver
+from tests.polling import wait_for
 
 FAILURES = "hypertool_langfuse_export_failures_total"
 REPO = Path(__file__).resolve().parent.parent
@@ -41,15 +42,6 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"  # nothing listens there any more
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def invoke_timed(handler: HypertoolCallbackHandler, answer: str) -> float:
@@ -77,7 +69,8 @@ def test_broken_server_does_not_block_and_is_counted(
         sink.flush(0.5)  # starts the export; returns at its bound even if the export hangs
         assert time.monotonic() - started < NOT_BLOCKED
         # One batch, one failure, once the exporter gives up (after its retries).
-        assert wait_for(lambda: sample(FAILURES, reason=reason) == 1.0)
+        assert wait_for(lambda: sample(FAILURES, reason=reason) == 1.0, timeout=15.0,
+                        interval=0.05)
         assert sample(FAILURES, reason=reason) == 1.0
         assert sum(sample(FAILURES, reason=r) for r in (
             "http_401", "http_503", "timeout", "connection", "error", "other")) == 1.0

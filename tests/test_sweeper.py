@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from langchain_core.output_parsers import StrOutputParser
@@ -21,8 +20,9 @@ from hypertool_callbacks.context.runs import Run, Status
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
-from hypertool_callbacks.wiring import build_tracker, set_tracker
+from hypertool_callbacks.wiring import build_tracker
 from tests.fakes import StreamingFake, reply
+from tests.polling import wait_for
 
 MODEL = "fake-messages-list-chat-model"
 
@@ -41,27 +41,8 @@ class Events(Sink):
         self.ended.append(run)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def sweeper_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name == sweeper.THREAD_NAME}
-
-
-@pytest.fixture
-def no_global_tracker() -> Iterator[None]:
-    previous = set_tracker(None)
-    try:
-        yield
-    finally:
-        hypertool_callbacks.uninstrument()
-        set_tracker(previous)
 
 
 def test_an_abandoned_stream_is_evicted_without_any_further_event(
