@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -31,7 +32,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterable
@@ -41,6 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cachegrind
 from cases import CONFIGS, NEEDS_RECEIVER, PEERS, WORKLOAD_TITLES, make_case
 
 HERE = Path(__file__).resolve().parent
@@ -103,67 +104,34 @@ def time_configs(workload: str, configs: list[str], url: str | None, rounds: int
 
 # -- instructions -------------------------------------------------------------------------
 
+def _batch(name: str, workload: str, url: str | None, count: int) -> None:
+    case = make_case(name, workload, url)
+    case.enter()
+    for _ in range(WARMUP + count):
+        case.invoke()
+    case.finish()
+    case.exit()
+
+
 def cachegrind_worker(args: argparse.Namespace) -> None:
-    """Runs under valgrind: fork a child per (workload, configuration, length)."""
+    """Runs under valgrind: a forked child per (workload, configuration, length)."""
     plan: list[dict[str, Any]] = []
     for workload in args.workloads:
-        short, long = LENGTHS[workload]
         for name in args.configs:
-            for count in (short, long):
-                pid = os.fork()
-                if pid == 0:
-                    code = 0
-                    try:
-                        case = make_case(name, workload, args.url)
-                        case.enter()
-                        for _ in range(WARMUP + count):
-                            case.invoke()
-                        case.finish()
-                        case.exit()
-                    except BaseException as exc:  # report, never hang the parent
-                        print(f"{workload}/{name}: {exc!r}", file=sys.stderr)
-                        code = 1
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                    os._exit(code)
-                _, status = os.waitpid(pid, 0)
-                plan.append({"workload": workload, "config": name, "count": count,
-                             "pid": pid, "ok": status == 0})
+            for count in LENGTHS[workload]:
+                child = cachegrind.run_child(
+                    f"{workload}/{name}", functools.partial(_batch, name, workload, args.url,
+                                                            count))
+                plan.append({"workload": workload, "config": name, "count": count, **child})
     Path(args.plan).write_text(json.dumps(plan))
-
-
-def _summary(path: Path) -> int:
-    for line in path.read_text().splitlines():
-        if line.startswith("summary:"):
-            return int(line.split()[1])
-    raise ValueError(f"no summary line in {path}")
 
 
 def count_instructions(workloads: list[str], configs: list[str],
                        url: str | None) -> dict[tuple[str, str], float]:
     """Instructions per invoke, by (workload, configuration)."""
-    with tempfile.TemporaryDirectory(prefix="hypertool-cg-") as tmp:
-        out, plan = Path(tmp), Path(tmp) / "plan.json"
-        command = [
-            "valgrind", "--tool=cachegrind", "--cache-sim=no",
-            f"--cachegrind-out-file={out}/cg.%p", sys.executable, str(Path(__file__).resolve()),
-            "--cachegrind-worker", "--plan", str(plan), "--workloads", *workloads,
-            "--configs", *configs, *(["--url", url] if url else []),
-        ]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        subprocess.run(command, check=True, env=env, stderr=subprocess.DEVNULL)
-        result: dict[tuple[str, str], dict[int, int]] = {}
-        for entry in json.loads(plan.read_text()):
-            if not entry["ok"]:
-                continue
-            counts = result.setdefault((entry["workload"], entry["config"]), {})
-            counts[entry["count"]] = _summary(out / f"cg.{entry['pid']}")
-    per_invoke: dict[tuple[str, str], float] = {}
-    for (workload, name), counts in result.items():
-        short, long = LENGTHS[workload]
-        if short in counts and long in counts:
-            per_invoke[(workload, name)] = (counts[long] - counts[short]) / (long - short)
-    return per_invoke
+    worker_args = ["--workloads", *workloads, "--configs", *configs,
+                   *(["--url", url] if url else [])]
+    return cachegrind.per_operation(Path(__file__), worker_args, LENGTHS)
 
 
 # -- report -------------------------------------------------------------------------------

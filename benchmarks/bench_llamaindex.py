@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import inspect
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cachegrind
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, ToolCallBlock
@@ -182,62 +181,30 @@ def time_configs(name: str, op: Callable[[], Any], configs: list[str], rounds: i
 
 # -- instructions -------------------------------------------------------------------------
 
+def _batch(name: str, config: str, count: int) -> None:
+    op = workloads()[name]
+    configure(config)
+    for _ in range(WARMUP + count):
+        op()
+
+
 def cachegrind_worker(plan_path: str, names: list[str], configs: list[str]) -> None:
-    """Runs under valgrind: fork a child per (workload, configuration, length)."""
+    """Runs under valgrind: a forked child per (workload, configuration, length)."""
     plan: list[dict[str, Any]] = []
     for name in names:
         for config in configs:
             for count in LENGTHS[name]:
-                pid = os.fork()
-                if pid == 0:
-                    code = 0
-                    try:
-                        op = workloads()[name]
-                        configure(config)
-                        for _ in range(WARMUP + count):
-                            op()
-                    except BaseException as exc:  # report, never hang the parent
-                        print(f"{name}/{config}: {exc!r}", file=sys.stderr)
-                        code = 1
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                    os._exit(code)
-                _, status = os.waitpid(pid, 0)
-                plan.append({"workload": name, "config": config, "count": count, "pid": pid,
-                             "ok": status == 0})
+                child = cachegrind.run_child(f"{name}/{config}",
+                                             functools.partial(_batch, name, config, count))
+                plan.append({"workload": name, "config": config, "count": count, **child})
     Path(plan_path).write_text(json.dumps(plan))
-
-
-def _summary(path: Path) -> int:
-    for line in path.read_text().splitlines():
-        if line.startswith("summary:"):
-            return int(line.split()[1])
-    raise ValueError(f"no summary line in {path}")
 
 
 def count_instructions(names: list[str], configs: list[str]) -> dict[tuple[str, str], float]:
     """Instructions per operation, by (workload, configuration)."""
-    with tempfile.TemporaryDirectory(prefix="hypertool-cg-") as tmp:
-        out, plan = Path(tmp), Path(tmp) / "plan.json"
-        command = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
-                   f"--cachegrind-out-file={out}/cg.%p", sys.executable,
-                   str(Path(__file__).resolve()), "--cachegrind-worker", "--plan", str(plan),
-                   "--workloads", *names, "--configs", *configs]
-        # numpy's BLAS threads spin while waiting: their instructions vary from run to run.
-        env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1",
-               "OMP_NUM_THREADS": "1"}
-        subprocess.run(command, check=True, env=env, stderr=subprocess.DEVNULL)
-        counts: dict[tuple[str, str], dict[int, int]] = {}
-        for entry in json.loads(plan.read_text()):
-            if entry["ok"]:
-                counts.setdefault((entry["workload"], entry["config"]), {})[entry["count"]] = (
-                    _summary(out / f"cg.{entry['pid']}"))
-    result: dict[tuple[str, str], float] = {}
-    for (name, config), by_length in counts.items():
-        short, long = LENGTHS[name]
-        if short in by_length and long in by_length:
-            result[(name, config)] = (by_length[long] - by_length[short]) / (long - short)
-    return result
+    # numpy's BLAS threads spin while waiting: their instructions vary from run to run.
+    return cachegrind.per_operation(Path(__file__), ["--workloads", *names, "--configs", *configs],
+                                    LENGTHS, {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
 
 
 # -- report -------------------------------------------------------------------------------
