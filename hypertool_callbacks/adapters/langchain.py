@@ -64,6 +64,8 @@ def _name(serialized: Any, kwargs: Mapping[str, Any], default: str) -> str:
 
 def _tags(tags: Any) -> tuple[str, ...]:
     # Element types are checked where tags are read (inference): one pass, not two.
+    if type(tags) is tuple:  # already ours (on_chain_start passes them on)
+        return tags
     return tuple(tags) if isinstance(tags, list | tuple) else ()
 
 
@@ -130,24 +132,16 @@ def _int(value: Any) -> int:
 
 
 def _usage_metadata(meta: Mapping[str, Any]) -> Usage:
-    # Once per LLM call; the counts are checked inline (type is int: not a bool, not a float).
-    i, o, t = meta.get("input_tokens"), meta.get("output_tokens"), meta.get("total_tokens")
-    usage = Usage(i if type(i) is int and i > 0 else 0, o if type(o) is int and o > 0 else 0,
-                  t if type(t) is int and t > 0 else 0)
+    counts = (_int(meta.get("input_tokens")), _int(meta.get("output_tokens")),
+              _int(meta.get("total_tokens")))
     inputs = meta.get("input_token_details")
     outputs = meta.get("output_token_details")
-    if not inputs and not outputs:
-        return usage
+    if not inputs and not outputs:  # most replies: no cache or reasoning details
+        return Usage(*counts)
     inputs = inputs if isinstance(inputs, Mapping) else {}
     outputs = outputs if isinstance(outputs, Mapping) else {}
-    return Usage(
-        input_tokens=_int(meta.get("input_tokens")),
-        output_tokens=_int(meta.get("output_tokens")),
-        total_tokens=_int(meta.get("total_tokens")),
-        cache_read_tokens=_int(inputs.get("cache_read")),
-        cache_creation_tokens=_int(inputs.get("cache_creation")),
-        reasoning_tokens=_int(outputs.get("reasoning")),
-    )
+    return Usage(*counts, _int(inputs.get("cache_read")), _int(inputs.get("cache_creation")),
+                 _int(outputs.get("reasoning")))
 
 
 def _provider_usage(raw: Mapping[str, Any]) -> Usage:
@@ -283,10 +277,11 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
                        parent_run_id: UUID | None = None, tags: list[str] | None = None,
                        metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         try:
-            if parent_run_id is not None and self._tracker.fold(
-                    run_id, parent_run_id, _tags(tags), _metadata(metadata)):
+            own_tags, meta = _tags(tags), _metadata(metadata)
+            if parent_run_id is not None and self._tracker.fold(run_id, parent_run_id,
+                                                                own_tags, meta):
                 return  # inherits everything, and no sink needs it: a prompt, a parser...
-            self._start(RunKind.CHAIN, serialized, inputs, run_id, parent_run_id, tags, metadata,
+            self._start(RunKind.CHAIN, serialized, inputs, run_id, parent_run_id, own_tags, meta,
                         kwargs)
         except Exception as exc:
             self._failed("on_chain_start", exc)

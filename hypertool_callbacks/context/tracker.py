@@ -35,8 +35,6 @@ _log = logging.getLogger(__name__)
 _MAX_SWEEP_INTERVAL = 60.0  # seconds between two sweeps for runs past their TTL, at most
 
 
-_Note = Note
-
 
 class Tracker:
     """Keeps the run tree and turns adapter events into sink calls.
@@ -54,7 +52,8 @@ class Tracker:
         clock: Clock | None = None,
     ) -> None:
         self.config = config or Config()
-        self._dispatch = Dispatcher(sinks, self.config.strict, RateLimitedLog(_log))
+        self._warn = RateLimitedLog(_log)
+        self._dispatch = Dispatcher(sinks, self.config.strict, self._warn)
         self._notify = self._dispatch.notify
         self.clock: Clock = clock or SystemClock()
         self.resolver = Resolver(self.config)
@@ -73,10 +72,10 @@ class Tracker:
         self.reads_prompts = bool(self.resolver.persona_rules)
         self._executions = Executions(self.config.max_executions, self.resolver)
         self._lock = threading.Lock()
-        # Sweeps ride on events (no thread of our own): on a start or an end, when due.
+        # Sweeps ride on events (a start or an end, when due); the sweeper thread (sweeper.py)
+        # calls evict_now() for trackers that stop receiving events.
         self._sweep_interval = min(_MAX_SWEEP_INTERVAL, self.config.run_ttl_seconds / 4)
         self._next_sweep = self.clock.monotonic() + self._sweep_interval
-        self._warn = RateLimitedLog(_log)
         self._hint = PersonaHint()  # one hint when most calls have persona 'unknown'
         limits = [*self.budgets.limits(), *self.cost_budgets.limits()]
         # No budget configured (the common case): no budget bookkeeping on any event.
@@ -99,14 +98,14 @@ class Tracker:
         if type(parent_id) is UUID:
             parent_id = parent_id.int
         with self._lock:
-            parent = self._runs.get(parent_id) or self._aliases.get(parent_id)
+            parent = self._live.get(parent_id) or self._aliases.get(parent_id)
             if (parent is None or parent.end_mono is not None or run_id in self._aliases
                     or not self.resolver.adds_nothing(tags, metadata, parent)):
                 return False
             for sink in self._dispatch.sinks:
                 if sink.needs_run(parent):
                     return False
-            if len(self._aliases) >= self._runs.max_runs:  # runs that never end: oldest go
+            if len(self._aliases) >= self._max_runs:  # runs that never end: oldest go
                 del self._aliases[next(iter(self._aliases))]
             self._aliases[run_id] = parent
         return True
@@ -118,7 +117,7 @@ class Tracker:
     def start(self, event: RunStart) -> None:
         """Record a run start. Raises only :class:`TokenBudgetExceeded` (when configured)."""
         now_ns, now = self.clock.wall_ns(), self.clock.monotonic()
-        notes: list[_Note] = []
+        notes: list[Note] = []
         spent: BudgetStatus | None = None
         live = self._live
         run_id, parent_id = event.run_id, event.parent_id
@@ -160,7 +159,7 @@ class Tracker:
 
     def end(self, event: RunEnd) -> None:
         now_ns, now = self.clock.wall_ns(), self.clock.monotonic()
-        notes: list[_Note] = []
+        notes: list[Note] = []
         with self._lock:
             run_id = event.run_id
             run = self._live.pop(run_id.int if type(run_id) is UUID else run_id, None)
@@ -243,7 +242,7 @@ class Tracker:
         self._notify(notes)
         close_all(self.sinks, timeout, self.clock, self._warn)
 
-    def _price(self, run: Run, usage: Usage, now: float, notes: list[_Note]) -> None:
+    def _price(self, run: Run, usage: Usage, now: float, notes: list[Note]) -> None:
         """Price an LLM call that counted usage. Outside the lock: the first call of a process
         loads the price data (a few hundred ms, once), and must not stall other threads."""
         try:
@@ -282,7 +281,7 @@ class Tracker:
         self._live[run_id] = run
         return run
 
-    def _act(self, run: Run, now: float, now_ns: int, notes: list[_Note]) -> None:
+    def _act(self, run: Run, now: float, now_ns: int, notes: list[Note]) -> None:
         """Switch rule: a run whose persona is known and differs from the acting one."""
         if run.is_node:
             handoff = self._executions.land(run)
@@ -309,7 +308,7 @@ class Tracker:
                                                        run.execution, now - state.since)))
         state.persona, state.since, state.workflow = run.persona, now, run.workflow
 
-    def _check_budget(self, run: Run, now: float, notes: list[_Note]) -> BudgetStatus | None:
+    def _check_budget(self, run: Run, now: float, notes: list[Note]) -> BudgetStatus | None:
         spent: BudgetStatus | None = None
         for book in (self.budgets, self.cost_budgets):
             status = book.status(run.persona, budget_execution(run), now)
@@ -325,7 +324,7 @@ class Tracker:
         return spent if self.config.on_budget_exceeded == "raise" else None
 
     def _finish(self, run: Run, event: RunEnd, now_ns: int, now: float,
-                notes: list[_Note]) -> None:
+                notes: list[Note]) -> None:
         run.end_ns, run.end_mono = now_ns, now
         run.outputs, run.error = event.outputs, event.error
         run.status = (Status.REFUSED if isinstance(event.error, TokenBudgetExceeded)
@@ -358,7 +357,7 @@ class Tracker:
         if run.parent is None:
             self._end_execution(run, now, notes)
 
-    def _end_execution(self, root: Run, now: float, notes: list[_Note]) -> None:
+    def _end_execution(self, root: Run, now: float, notes: list[Note]) -> None:
         state = self._executions.get(root.execution)
         if state is not None and state.persona is not None and state.since is not None:
             notes.append(("on_stint", PersonaStint(state.persona, state.workflow, root.execution,
@@ -378,14 +377,14 @@ class Tracker:
         completion = text_size(event.outputs) // 4
         return Usage(prompt, completion, prompt + completion, estimated=True)
 
-    def _sweep(self, now_ns: int, now: float, notes: list[_Note]) -> None:
+    def _sweep(self, now_ns: int, now: float, notes: list[Note]) -> None:
         """Evict what is due (checked inline by start/end: due every interval, or past the
         size bound)."""
         self._next_sweep = now + self._sweep_interval
         notes.extend(self._evict(now_ns, now))
 
-    def _evict(self, now_ns: int, now: float, everything: bool = False) -> list[_Note]:
-        notes: list[_Note] = []
+    def _evict(self, now_ns: int, now: float, everything: bool = False) -> list[Note]:
+        notes: list[Note] = []
         # A folded run whose parent is over will never end: forget it.
         # (A copy: unfold() pops without the lock.)
         stale = [key for key, parent in list(self._aliases.items())

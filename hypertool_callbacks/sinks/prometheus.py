@@ -20,7 +20,7 @@ from hypertool_callbacks.context.records import (
     PersonaStint,
     PersonaSwitch,
 )
-from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
+from hypertool_callbacks.context.runs import Run, Status
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind
 
@@ -132,14 +132,6 @@ class PrometheusSink(Sink):
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def _observe(self, metric: Any, labels: tuple[str, ...], value: float,
-                 run: Run | None = None) -> None:
-        self._add(metric, labels, value, self._exemplar(run) if run is not None else None)
-
-    def _inc(self, metric: Any, labels: tuple[str, ...], value: float = 1.0,
-             run: Run | None = None) -> None:
-        self._add(metric, labels, value, self._exemplar(run) if run is not None else None)
-
     def _add(self, metric: Any, labels: tuple[str, ...], value: float,
              exemplar: dict[str, str] | None) -> None:
         """Count (a counter) or observe (a histogram) ``value`` on a label child."""
@@ -157,16 +149,15 @@ class PrometheusSink(Sink):
     def on_run_end(self, run: Run) -> None:
         status = run.status  # a StrEnum: its own label value
         kind = run.kind
-        end = run.end_mono
-        duration = 0.0 if end is None else max(0.0, end - run.start_mono)
-        exemplar = self._exemplar(run) if run.trace_id else None  # built once per run
+        duration = run.duration
+        exemplar = self._exemplar(run)  # built once per run
         add = self._add
         if kind is RunKind.LLM:
             self._llm_end(run, status, duration, exemplar)
         elif kind is RunKind.TOOL:
             add(self._tool_calls, (run.label, run.persona, status), 1, exemplar)
             add(self._tool_seconds, (run.label, run.persona), duration, exemplar)
-        if run.stage_run is run and run.stage != UNKNOWN and status is not Status.EVICTED:
+        if run.introduces_stage and status is not Status.EVICTED:
             add(self._stage_seconds, (run.workflow, run.stage, run.stage_persona or run.persona),
                 duration, exemplar)
         if run.parent is None:
@@ -195,9 +186,8 @@ class PrometheusSink(Sink):
         if usage.output_tokens:
             add(self._tokens, (persona, model, "output_estimated" if estimated else "output"),
                 usage.output_tokens, exemplar)
-        if usage.cache_read_tokens or usage.cache_creation_tokens or usage.reasoning_tokens:
-            for detail, count in usage.details().items():
-                add(self._token_details, (persona, model, detail), count, exemplar)
+        for detail, count in usage.details().items():
+            add(self._token_details, (persona, model, detail), count, exemplar)
         cost = run.cost
         if cost is not None:
             add(self._cost, (persona, model, "estimated" if cost.estimated else "reported"),
@@ -211,22 +201,22 @@ class PrometheusSink(Sink):
             return
         labels = (run.workflow, run.stage, run.gate)
         if verdict.retried:
-            self._inc(self._gates_retried, labels, run=run)
+            self._add(self._gates_retried, labels, 1, self._exemplar(run))
         elif run.gate_result == UNRECOGNISED:
-            self._inc(self._gates_unrecognised, labels, run=run)
+            self._add(self._gates_unrecognised, labels, 1, self._exemplar(run))
         else:
-            self._inc(self._gates, (*labels, run.gate_result), run=run)
+            self._add(self._gates, (*labels, run.gate_result), 1, self._exemplar(run))
 
     def on_switch(self, switch: PersonaSwitch) -> None:
-        self._inc(self._switches, (switch.from_persona, switch.to_persona, switch.workflow),
-                  run=switch.run)
+        self._add(self._switches, (switch.from_persona, switch.to_persona, switch.workflow), 1,
+                  self._exemplar(switch.run))
 
     def on_stint(self, stint: PersonaStint) -> None:
         self._add(self._persona_seconds, (stint.persona, stint.workflow), stint.seconds, None)
 
     def on_handoff(self, handoff: Handoff) -> None:
-        self._inc(self._handoffs, (handoff.from_persona, handoff.to_persona, handoff.workflow),
-                  run=handoff.run)
+        self._add(self._handoffs, (handoff.from_persona, handoff.to_persona, handoff.workflow), 1,
+                  self._exemplar(handoff.run))
 
     def on_budget(self, status: BudgetStatus) -> None:
         usd = status.unit == "usd"
