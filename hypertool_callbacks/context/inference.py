@@ -29,6 +29,19 @@ from hypertool_callbacks.context.rules import Candidates, RuleSet
 from hypertool_callbacks.context.runs import UNKNOWN, Run, Source
 from hypertool_callbacks.events import RunKind
 
+# Enum members read once: on Python 3.11 ``RunKind.LLM`` goes through EnumType's
+# __getattr__ hook, several times the cost of a module constant.
+_CALLER = Source.CALLER
+_CHAIN = RunKind.CHAIN
+_EXPLICIT = Source.EXPLICIT
+_INHERITED = Source.INHERITED
+_NODE = Source.NODE
+_NONE = Source.NONE
+_RULE = Source.RULE
+_STRUCTURE = Source.STRUCTURE
+_TOOL = RunKind.TOOL
+
+
 NODE_KEY = "langgraph_node"
 NAMESPACE_KEY = "langgraph_checkpoint_ns"
 AGENT_KEY = "lc_agent_name"
@@ -123,14 +136,14 @@ class Resolver:
         if (parent is not None and parent.persona != UNKNOWN and not self.has_rules
                 and run.requested_by is None
                 and (parent.agent is None or parent.persona == parent.agent
-                     or parent.persona_source is Source.EXPLICIT)
+                     or parent.persona_source is _EXPLICIT)
                 and self.adds_nothing(run.tags, run.metadata, parent)):
             # The common case (a call inside a node or an agent, nothing new said): every
             # value is the parent's, as the full resolution below would find (the persona
             # would be the inherited explicit one, the parent's agent, or the parent's).
             run.agent = parent.agent
-            run.persona, run.persona_source = parent.persona, Source.INHERITED
-            run.stage, run.stage_source, run.stage_run = (parent.stage, Source.INHERITED,
+            run.persona, run.persona_source = parent.persona, _INHERITED
+            run.stage, run.stage_source, run.stage_run = (parent.stage, _INHERITED,
                                                           parent.stage_run)
             run.workflow = parent.workflow
             scope = parent.extra.get("gate_scope")
@@ -194,9 +207,9 @@ class Resolver:
             # The graph run started before it was known to be an agent: it is that agent
             # (so its span/observation carries the persona), unless something stronger said
             # otherwise. Switches are not rewritten: its first node run makes the switch.
-            if graph.persona_source in (Source.INHERITED, Source.NONE):
+            if graph.persona_source in (_INHERITED, _NONE):
                 graph.persona = self.personas.admit(self.agent_persona(name))
-                graph.persona_source = Source.STRUCTURE
+                graph.persona_source = _STRUCTURE
 
     def _agent(self, run: Run, parent: Run | None, node_run: bool) -> str | None:
         """Innermost named agent: the graph a node runs in, or a newly entered ``lc_agent_name``."""
@@ -208,50 +221,50 @@ class Resolver:
         return parent.agent if parent is not None else None
 
     def _persona(self, run: Run, parent: Run | None, node: str, value: str | None) -> None:
-        source = Source.EXPLICIT
+        source = _EXPLICIT
         if value is None and self.persona_rules:
             candidates = Candidates(
                 name=run.name,
                 agent=run.agent or "",
                 node=node,
                 system_prompt=(run.system_prompt or "").lower(),
-                tool=run.name if run.kind is RunKind.TOOL else "",
+                tool=run.name if run.kind is _TOOL else "",
             )
-            value, source = self.persona_rules.match(candidates), Source.RULE
+            value, source = self.persona_rules.match(candidates), _RULE
         if value is None and run.requested_by:
-            value, source = run.requested_by, Source.CALLER
+            value, source = run.requested_by, _CALLER
         if value is None and run.agent:
-            value, source = run.agent, Source.STRUCTURE
+            value, source = run.agent, _STRUCTURE
         if value is None and parent is not None and parent.persona != UNKNOWN:
-            value, source = parent.persona, Source.INHERITED
-        if (value is None and self.node_personas and node and run.kind is not RunKind.CHAIN
+            value, source = parent.persona, _INHERITED
+        if (value is None and self.node_personas and node and run.kind is not _CHAIN
                 and node not in self.generic and not node.startswith("__")):
             # The weakest signal: only the runs doing the work (LLM, tool, retriever calls)
             # take it, so a node that merely hosts a named agent or a rule-matched call never
             # acts (and switches) as itself, and a routing-only node is no persona at all.
-            value, source = node, Source.NODE
+            value, source = node, _NODE
         if value is None:
             return
-        if parent is not None and source is not Source.INHERITED and value == parent.persona:
-            run.persona, run.persona_source = parent.persona, Source.INHERITED
+        if parent is not None and source is not _INHERITED and value == parent.persona:
+            run.persona, run.persona_source = parent.persona, _INHERITED
             return
         run.persona, run.persona_source = self.personas.admit(value), source
 
     def _stage(self, run: Run, parent: Run | None, node: str, node_run: bool,
                value: str | None) -> None:
-        source = Source.EXPLICIT
+        source = _EXPLICIT
         if value is None and self.stage_rules:
             value = self.stage_rules.match(Candidates(name=run.name, agent="", node=node))
-            source = Source.RULE
+            source = _RULE
         if value is None and node_run and "|" not in str(run.metadata.get(NAMESPACE_KEY, "")):
             # Only the outermost graph's nodes are stages; agent-internal nodes are not.
             value = node if node and node not in self.generic else run.agent
-            source = Source.STRUCTURE
+            source = _STRUCTURE
         inherited = parent.stage if parent is not None else UNKNOWN
         if value is None or value == inherited:
             if parent is not None:
                 run.stage, run.stage_source, run.stage_run = (
-                    parent.stage, Source.INHERITED, parent.stage_run
+                    parent.stage, _INHERITED, parent.stage_run
                 )
             return
         run.stage, run.stage_source, run.stage_run = self.stages.admit(value), source, run
@@ -265,7 +278,7 @@ class Resolver:
             run.workflow = self.workflows.admit(clean(run.name) or UNKNOWN)
 
     def _gate(self, run: Run, parent: Run | None, node: str, value: str | None) -> None:
-        if value is None and self.gate_rules and run.kind in (RunKind.CHAIN, RunKind.TOOL):
+        if value is None and self.gate_rules and run.kind in (_CHAIN, _TOOL):
             value = self.gate_rules.match(Candidates(name=run.name, agent="", node=node))
         inherited = parent.extra.get("gate_scope") if parent is not None else None
         if value is None:

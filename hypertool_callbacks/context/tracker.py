@@ -31,6 +31,17 @@ from hypertool_callbacks.errors import CostBudgetExceeded, TokenBudgetExceeded
 from hypertool_callbacks.events import RunEnd, RunId, RunKind, RunStart, Usage
 from hypertool_callbacks.safety import RateLimitedLog
 
+# Enum members read once: on Python 3.11 ``RunKind.LLM`` goes through EnumType's
+# __getattr__ hook, several times the cost of a module constant.
+_CANCELLED = Status.CANCELLED
+_ERROR = Status.ERROR
+_EVICTED = Status.EVICTED
+_LLM = RunKind.LLM
+_OK = Status.OK
+_REFUSED = Status.REFUSED
+_TOOL = RunKind.TOOL
+
+
 _log = logging.getLogger(__name__)
 _MAX_SWEEP_INTERVAL = 60.0  # seconds between two sweeps for runs past their TTL, at most
 
@@ -142,9 +153,9 @@ class Tracker:
                 if run.is_node and self._gate_attempts.pending:
                     notes.extend(("on_gate", v) for v in self._gate_attempts.started(run))
                 self._act(run, now, now_ns, notes)
-                if kind is RunKind.LLM and self._budgeted:
+                if kind is _LLM and self._budgeted:
                     spent = self._check_budget(run, now, notes)
-                if (kind is RunKind.LLM or kind is RunKind.TOOL) and not self._hint.done:
+                if (kind is _LLM or kind is _TOOL) and not self._hint.done:
                     self._hint.call(run.persona == UNKNOWN)
             if now >= self._next_sweep or len(live) > self._max_runs:
                 self._sweep(now_ns, now, notes)
@@ -268,15 +279,15 @@ class Tracker:
         kind = event.kind
         # Positional: matching 13 keywords against Run's 45 parameters costs a third of
         # building it. The order is Run's field order.
-        run = Run(run_id, parent, kind, clean(event.name) or kind.value, event.tags,
+        run = Run(run_id, parent, kind, clean(event.name) or str(kind), event.tags,
                   event.metadata, now_ns, now, event.inputs, event.model, event.provider,
                   event.parameters, event.system_prompt)
-        if kind is RunKind.TOOL:
+        if kind is _TOOL:
             run.requested_by = self._executions.requester(event.tool_call_id, parent)
         self.resolver.resolve(run, parent)
-        if kind is RunKind.LLM:
+        if kind is _LLM:
             run.label = self.resolver.model_label(run.model)
-        elif kind is RunKind.TOOL:
+        elif kind is _TOOL:
             run.label = self.resolver.tool_label(run.name)
         self._live[run_id] = run
         return run
@@ -293,7 +304,7 @@ class Tracker:
         # A stage's persona is the first one doing work in it (an LLM or tool call), not the
         # agent whose graph merely hosts the node that runs a sub-agent.
         if (stage_run is not None and stage_run.stage_persona is None
-                and run.kind in (RunKind.LLM, RunKind.TOOL)):
+                and run.kind in (_LLM, _TOOL)):
             stage_run.stage_persona = run.persona
         state = self._executions.of(run)
         if state.persona == run.persona:
@@ -327,15 +338,15 @@ class Tracker:
                 notes: list[Note]) -> None:
         run.end_ns, run.end_mono = now_ns, now
         run.outputs, run.error = event.outputs, event.error
-        run.status = (Status.REFUSED if isinstance(event.error, TokenBudgetExceeded)
-                      else Status.ERROR if event.error is not None
-                      else Status.CANCELLED if event.cancelled else Status.OK)
+        run.status = (_REFUSED if isinstance(event.error, TokenBudgetExceeded)
+                      else _ERROR if event.error is not None
+                      else _CANCELLED if event.cancelled else _OK)
         run.response_model = event.response_model
-        if run.kind is RunKind.LLM and run.label == UNKNOWN and event.response_model:
+        if run.kind is _LLM and run.label == UNKNOWN and event.response_model:
             run.label = self.resolver.model_label(event.response_model)
         if run.gate is not None and not (event.paused or event.cancelled):
             run.gate_result = self.verdicts(event.error, event.outputs)
-        if run.kind is RunKind.LLM:
+        if run.kind is _LLM:
             if event.tool_call_ids and run.persona != UNKNOWN and event.error is None:
                 self._executions.remember_requests(run, event.tool_call_ids)
             run.usage = event.usage or self._estimate(run, event)
@@ -351,7 +362,7 @@ class Tracker:
         if run.gate_result is not None or run.extra:  # held verdicts live in run.extra
             notes.extend(("on_gate", verdict) for verdict in self._gate_attempts.ended(run))
         # Tools hand off by name; a Command(goto=...) counts once, at the node that returned it.
-        if event.handoffs and (run.kind is RunKind.TOOL or run.is_node):
+        if event.handoffs and (run.kind is _TOOL or run.is_node):
             for target in event.handoffs:
                 self._executions.handoff(run, target)
         if run.parent is None:
@@ -392,7 +403,7 @@ class Tracker:
         for key in stale:
             self._aliases.pop(key, None)
         for run in self._runs.evict(float("inf") if everything else now):
-            run.end_ns, run.end_mono, run.status = now_ns, now, Status.EVICTED
+            run.end_ns, run.end_mono, run.status = now_ns, now, _EVICTED
             notes.append(("on_drop", "evicted"))
             notes.append(("on_run_end", run))
             notes.extend(("on_gate", verdict) for verdict in self._gate_attempts.ended(run))
@@ -405,7 +416,7 @@ def _mark_enclosing_llm(run: Run) -> None:
     the outer call's tokens, so only the inner one counts them."""
     ancestor = run.parent
     while ancestor is not None:
-        if ancestor.kind is RunKind.LLM:
+        if ancestor.kind is _LLM:
             ancestor.usage_in_child = True
             return
         ancestor = ancestor.parent

@@ -24,6 +24,14 @@ from hypertool_callbacks.context.runs import Run, Status
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind
 
+# Enum members read once: on Python 3.11 ``RunKind.LLM`` goes through EnumType's
+# __getattr__ hook, several times the cost of a module constant.
+_EVICTED = Status.EVICTED
+_LLM = RunKind.LLM
+_OK = Status.OK
+_TOOL = RunKind.TOOL
+
+
 Metric = Counter | Gauge | Histogram
 
 # One set of metric objects per registry: a second sink on the same registry reuses them
@@ -152,12 +160,12 @@ class PrometheusSink(Sink):
         duration = run.duration
         exemplar = self._exemplar(run)  # built once per run
         add = self._add
-        if kind is RunKind.LLM:
+        if kind is _LLM:
             self._llm_end(run, status, duration, exemplar)
-        elif kind is RunKind.TOOL:
+        elif kind is _TOOL:
             add(self._tool_calls, (run.label, run.persona, status), 1, exemplar)
             add(self._tool_seconds, (run.label, run.persona), duration, exemplar)
-        if run.introduces_stage and status is not Status.EVICTED:
+        if run.introduces_stage and status is not _EVICTED:
             add(self._stage_seconds, (run.workflow, run.stage, run.stage_persona or run.persona),
                 duration, exemplar)
         if run.parent is None:
@@ -175,7 +183,7 @@ class PrometheusSink(Sink):
         usage = run.usage
         if run.usage_in_child:  # counted at the inner call
             return
-        if (usage is None or usage.estimated) and run.status is Status.OK:
+        if (usage is None or usage.estimated) and run.status is _OK:
             add(self._usage_missing, (model, persona), 1, exemplar)
         if usage is None:
             return
