@@ -52,6 +52,7 @@ NODE_TAG_PREFIX = "graph:step:"
 EXPLICIT_KEYS = ("persona", "stage", "workflow", "gate")
 _META_KEYS = tuple((key, f"hypertool_{key}") for key in EXPLICIT_KEYS)
 _EXPLICIT_META_KEYS = tuple(meta_key for _, meta_key in _META_KEYS)
+_EXPLICIT_META_SET = frozenset(_EXPLICIT_META_KEYS)
 
 
 def explicit(tags: Sequence[str], metadata: Mapping[str, Any]) -> dict[str, str]:
@@ -115,10 +116,11 @@ class Resolver:
             return False
         if get(AGENT_KEY) != had(AGENT_KEY):
             return False
-        for meta_key in _EXPLICIT_META_KEYS:
-            value = get(meta_key)
-            if value is not None and value != had(meta_key):
-                return False
+        if not _EXPLICIT_META_SET.isdisjoint(metadata):  # one pass in C: usually none is set
+            for meta_key in _EXPLICIT_META_KEYS:
+                value = get(meta_key)
+                if value is not None and value != had(meta_key):
+                    return False
         parent_tags = parent.tags
         for tag in tags:
             if tag in parent_tags or not isinstance(tag, str):

@@ -101,9 +101,11 @@ class Run:
     @property
     def duration(self) -> float:
         """Seconds from start to end (0.0 while still running)."""
-        if self.end_mono is None:
+        end = self.end_mono
+        if end is None:
             return 0.0
-        return max(0.0, self.end_mono - self.start_mono)
+        seconds = end - self.start_mono
+        return seconds if seconds > 0.0 else 0.0  # not max(): every sink reads this per run
 
     @property
     def is_agent(self) -> bool:

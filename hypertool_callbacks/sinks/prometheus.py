@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.values import MutexValue
 
 from hypertool_callbacks import catalog as c
 from hypertool_callbacks.context.gates import UNRECOGNISED
@@ -39,6 +40,10 @@ Metric = Counter | Gauge | Histogram
 _BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = (
     weakref.WeakKeyDictionary()
 )
+# Per registry, the lock every PrometheusSink on it holds while it writes (see _writer).
+_WRITE_LOCKS: weakref.WeakKeyDictionary[CollectorRegistry, threading.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 _LOCK = threading.Lock()
 
 
@@ -61,6 +66,7 @@ def build_metrics(registry: CollectorRegistry) -> dict[str, Any]:
                                    buckets=spec.buckets)
             metrics[spec.name] = metric
         _BY_REGISTRY[registry] = metrics
+        _WRITE_LOCKS[registry] = threading.Lock()
         return metrics
 
 
@@ -79,6 +85,9 @@ class PrometheusSink(Sink):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = REGISTRY if registry is None else registry
         m = build_metrics(self.registry)
+        # Held once per sink call (not once per value, as each prometheus_client value does):
+        # every write of the sink happens under it, so values are written directly (_writer).
+        self._lock = _WRITE_LOCKS[self.registry]
         self._switches = m[c.PERSONA_SWITCHES.name]
         self._persona_seconds = m[c.PERSONA_DURATION.name]
         self._handoffs = m[c.PERSONA_HANDOFFS.name]
@@ -155,6 +164,14 @@ class PrometheusSink(Sink):
         return False  # a run that inherits everything adds no sample
 
     def on_run_end(self, run: Run) -> None:
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._run_end(run)
+        finally:
+            lock.release()
+
+    def _run_end(self, run: Run) -> None:
         status = run.status  # a StrEnum: its own label value
         kind = run.kind
         duration = run.duration
@@ -179,7 +196,7 @@ class PrometheusSink(Sink):
         add(self._llm_seconds, (model, persona, status), duration, exemplar)
         if run.first_token_mono is not None:
             add(self._first_token, (model, persona),
-                max(0.0, run.first_token_mono - run.start_mono), exemplar)
+                _positive(run.first_token_mono - run.start_mono), exemplar)
         usage = run.usage
         if run.usage_in_child:  # counted at the inner call
             return
@@ -203,28 +220,40 @@ class PrometheusSink(Sink):
         elif run.unpriced:
             add(self._unpriced, (persona, model), 1, exemplar)
 
+    def _locked_add(self, metric: Any, labels: tuple[str, ...], value: float,
+                    exemplar: dict[str, str] | None) -> None:
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._add(metric, labels, value, exemplar)
+        finally:
+            lock.release()
+
     def on_gate(self, verdict: GateVerdict) -> None:
         run = verdict.run
         if run.gate is None or run.gate_result is None:
             return
         labels = (run.workflow, run.stage, run.gate)
         if verdict.retried:
-            self._add(self._gates_retried, labels, 1, self._exemplar(run))
+            self._locked_add(self._gates_retried, labels, 1, self._exemplar(run))
         elif run.gate_result == UNRECOGNISED:
-            self._add(self._gates_unrecognised, labels, 1, self._exemplar(run))
+            self._locked_add(self._gates_unrecognised, labels, 1, self._exemplar(run))
         else:
-            self._add(self._gates, (*labels, run.gate_result), 1, self._exemplar(run))
+            self._locked_add(self._gates, (*labels, run.gate_result), 1, self._exemplar(run))
 
     def on_switch(self, switch: PersonaSwitch) -> None:
-        self._add(self._switches, (switch.from_persona, switch.to_persona, switch.workflow), 1,
-                  self._exemplar(switch.run))
+        self._locked_add(self._switches,
+                         (switch.from_persona, switch.to_persona, switch.workflow), 1,
+                         self._exemplar(switch.run))
 
     def on_stint(self, stint: PersonaStint) -> None:
-        self._add(self._persona_seconds, (stint.persona, stint.workflow), stint.seconds, None)
+        self._locked_add(self._persona_seconds, (stint.persona, stint.workflow), stint.seconds,
+                         None)
 
     def on_handoff(self, handoff: Handoff) -> None:
-        self._add(self._handoffs, (handoff.from_persona, handoff.to_persona, handoff.workflow), 1,
-                  self._exemplar(handoff.run))
+        self._locked_add(self._handoffs,
+                         (handoff.from_persona, handoff.to_persona, handoff.workflow), 1,
+                         self._exemplar(handoff.run))
 
     def on_budget(self, status: BudgetStatus) -> None:
         usd = status.unit == "usd"
@@ -239,33 +268,56 @@ class PrometheusSink(Sink):
 
     def on_budget_exceeded(self, status: BudgetStatus) -> None:
         exceeded = self._cost_exceeded if status.unit == "usd" else self._budget_exceeded
-        exceeded.labels(status.persona, status.scope).inc()
+        self._locked_add(exceeded, (status.persona, status.scope), 1, None)
 
     def on_drop(self, reason: str) -> None:
-        self._dropped.labels(reason).inc()
+        self._locked_add(self._dropped, (reason,), 1, None)
 
     def on_internal_error(self, component: str) -> None:
-        self._internal.labels(component).inc()
+        self._locked_add(self._internal, (component,), 1, None)
+
+
+def _positive(seconds: float) -> float:
+    return seconds if seconds > 0.0 else 0.0  # not max(): a builtin call costs more here
 
 
 def _writer(child: Any) -> Callable[[float], None]:
+    """Adds to a label child's values directly; the caller holds the registry's write lock.
+
+    prometheus_client's own ``inc``/``observe`` take a lock per value (a histogram: two) and
+    check their arguments each time; the sink takes one lock per call instead. Values that are
+    not plain in-process ones (multiprocess mode's files) and children shaped unlike
+    prometheus_client's go through their own methods."""
     value = getattr(child, "_value", None)
     if value is not None and callable(getattr(value, "inc", None)):  # counter
-        add: Callable[[float], None] = value.inc
-        return add
+        if type(value) is MutexValue:
+            def add(amount: float) -> None:
+                value._value += amount
+
+            return add
+        method: Callable[[float], None] = value.inc
+        return method
     total = getattr(child, "_sum", None)
     buckets = getattr(child, "_buckets", None)
     bounds = getattr(child, "_upper_bounds", None)
     if total is None or not buckets or not bounds or len(buckets) != len(bounds):
         return child.inc if hasattr(child, "inc") else child.observe  # type: ignore[no-any-return]
+    last = len(buckets)
+    if type(total) is MutexValue and all(type(bucket) is MutexValue for bucket in buckets):
+        def observe(amount: float) -> None:
+            total._value += amount
+            index = bisect_left(bounds, amount)  # the first bucket whose bound is >= amount
+            if index < last:
+                buckets[index]._value += 1
+
+        return observe
     add_sum = total.inc
     add_one = [bucket.inc for bucket in buckets]
-    last = len(add_one)
 
-    def observe(amount: float) -> None:
+    def observe_each(amount: float) -> None:
         add_sum(amount)
-        index = bisect_left(bounds, amount)  # the first bucket whose bound is >= amount
+        index = bisect_left(bounds, amount)
         if index < last:
             add_one[index](1)
 
-    return observe
+    return observe_each
