@@ -104,3 +104,16 @@ def test_size_limit_is_the_sdks(size: int) -> None:
             exporter.shutdown()
         assert result.name == ("FAILURE" if size else "SUCCESS")
         assert len(receiver.received) == (0 if size else 1)
+
+
+def test_metadata_strings_encoded_as_the_sdk_encodes_them() -> None:
+    from langfuse._client.attributes import _flatten_and_serialize_metadata
+
+    from hypertool_callbacks.sinks.langfuse_fields import metadata_attributes
+
+    values = {"persona": "rév\"iewer\n\u2028", "stage": "", "workflow": "w", "text": Text("t"),
+              "handoff_to": ["a"], "usage_estimated": True}
+    ours, rest = metadata_attributes(values)
+    assert {**ours, **_flatten_and_serialize_metadata(rest, "observation")} == (
+        _flatten_and_serialize_metadata(values, "observation"))
+    assert set(rest) == {"text", "handoff_to", "usage_estimated"}
