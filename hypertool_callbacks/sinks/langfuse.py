@@ -26,7 +26,6 @@ import random
 import re
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from langfuse import (
@@ -49,11 +48,19 @@ from hypertool_callbacks.config import Config
 from hypertool_callbacks.context.inference import THREAD_KEY
 from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
 from hypertool_callbacks.context.sink import Sink
-from hypertool_callbacks.events import RunKind, Usage
+from hypertool_callbacks.events import RunKind
 from hypertool_callbacks.safety import RateLimitedLog
 from hypertool_callbacks.sinks.langfuse_content import capped, text_mask
 from hypertool_callbacks.sinks.langfuse_env import LANGFUSE_NO_KEYS, keys_configured
 from hypertool_callbacks.sinks.langfuse_export import connect, run_bounded
+from hypertool_callbacks.sinks.langfuse_fields import (
+    llm_input,
+    llm_output,
+    metadata,
+    metadata_attributes,
+    to_datetime,
+    usage_details,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -97,35 +104,6 @@ def observation_type(run: Run) -> str:
     return "chain"
 
 
-def usage_details(usage: Usage) -> dict[str, int]:
-    """Langfuse usage keys. Details are split out of input/output, as Langfuse's own
-    integrations do, so that summing the keys (cost, totals) counts no token twice."""
-    cache_read, cache_creation = usage.cache_read_tokens, usage.cache_creation_tokens
-    details = {
-        "input": max(0, usage.input_tokens - cache_read - cache_creation),
-        "output": max(0, usage.output_tokens - usage.reasoning_tokens),
-        "total": usage.total_tokens or usage.input_tokens + usage.output_tokens,
-        "input_cache_read": cache_read,
-        "input_cache_creation": cache_creation,
-        "output_reasoning": usage.reasoning_tokens,
-    }
-    return {key: value for key, value in details.items()
-            if value or key in ("input", "output", "total")}
-
-
-def _metadata(run: Run) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "persona": run.persona, "stage": run.stage, "workflow": run.workflow,
-        "agent": run.agent, "gate": run.gate, "gate_result": run.gate_result,
-        "handoff_to": list(run.handoff_to) or None,
-    }
-    if run.usage is not None and run.usage.estimated:
-        values["usage_estimated"] = True
-    if run.status is Status.EVICTED:
-        values["status"] = Status.EVICTED.value
-    return {key: value for key, value in values.items() if value is not None}
-
-
 def _text(value: Any) -> str | None:
     if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
         return str(value)[:_MAX_ATTR]
@@ -136,28 +114,6 @@ def _lookup(run: Run, key: str) -> Any:
     # LangChain copies metadata to child runs; the root is the fallback for other adapters.
     value = run.metadata.get(key)
     return value if value is not None else run.root.metadata.get(key)
-
-
-def _llm_input(inputs: Any) -> Any:
-    # One prompt (or one message list) per call in practice: drop the batch level.
-    if isinstance(inputs, list) and len(inputs) == 1:
-        return inputs[0]
-    return inputs
-
-
-def _llm_output(outputs: Any) -> Any:
-    generations = getattr(outputs, "generations", None)
-    if not isinstance(generations, list):
-        return outputs
-    items = [getattr(g, "message", None) or getattr(g, "text", None)
-             for batch in generations for g in batch]
-    return items[0] if len(items) == 1 else items
-
-
-def _datetime(ns: int) -> datetime:
-    # Integer arithmetic: a float of ns since 1970 is off by a microsecond now and then.
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=rest // 1000)
 
 
 def _new_trace_id() -> str:
@@ -236,8 +192,8 @@ class LangfuseSink(Sink):
             attributes[A.AS_ROOT] = True
         # A fresh context: the app's current span and baggage must not leak in.
         context = trace.set_span_in_context(parent, Context())
-        span = self._tracer.start_span(run.name, context=context, start_time=run.start_ns)
-        span.set_attributes(attributes)
+        span = self._tracer.start_span(run.name, context=context, start_time=run.start_ns,
+                                       attributes=attributes or None)
         run.extra[_SPAN] = span
 
     def on_run_end(self, run: Run) -> None:
@@ -265,7 +221,9 @@ class LangfuseSink(Sink):
         the rest of the run's bookkeeping; our input/output are already capped strings."""
         assert _ATTRIBUTES is not None
         build = _ATTRIBUTES[0] if kind in ("generation", "embedding") else _ATTRIBUTES[1]
+        meta, fields["metadata"] = metadata_attributes(fields["metadata"])
         observation = build(observation_type=kind, **fields)
+        observation.update(meta)
         environment = getattr(self.client, "_environment", None)
         release = getattr(self.client, "_release", None)
         if environment:
@@ -323,9 +281,9 @@ class LangfuseSink(Sink):
     def _fields(self, run: Run, kind: str) -> dict[str, Any]:
         llm = kind in ("generation", "embedding")
         fields: dict[str, Any] = {
-            "input": self._content(_llm_input(run.inputs) if llm else run.inputs),
-            "output": self._content(_llm_output(run.outputs) if llm else run.outputs),
-            "metadata": _metadata(run),
+            "input": self._content(llm_input(run.inputs) if llm else run.inputs),
+            "output": self._content(llm_output(run.outputs) if llm else run.outputs),
+            "metadata": metadata(run),
         }
         if run.error is not None:
             fields["level"] = "ERROR"
@@ -349,7 +307,7 @@ class LangfuseSink(Sink):
                 fields["cost_details"] = {"input": cost.input_usd, "output": cost.output_usd,
                                           "total": cost.total_usd}
             if run.first_token_ns is not None:
-                fields["completion_start_time"] = _datetime(run.first_token_ns)
+                fields["completion_start_time"] = to_datetime(run.first_token_ns)
         return fields
 
     def _content(self, value: Any) -> str | None:

@@ -26,7 +26,6 @@ from langfuse import __version__ as langfuse_version
 from langfuse.span_filter import is_langfuse_span
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http import Compression
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
@@ -36,6 +35,7 @@ from hypertool_callbacks import catalog
 from hypertool_callbacks.errors import ConfigError
 from hypertool_callbacks.safety import RateLimitedLog
 from hypertool_callbacks.sinks.langfuse_env import ENV_PUBLIC_KEY, ENV_SECRET_KEY
+from hypertool_callbacks.sinks.langfuse_wire import WireSpanExporter
 from hypertool_callbacks.sinks.prometheus import build_metrics
 
 _log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class CountingSpanExporter(SpanExporter):
     def __init__(self, endpoint: str, headers: Mapping[str, str], timeout: float,
                  registry: CollectorRegistry | None = None) -> None:
         self._session = _RecordingSession()
-        self._inner = OTLPSpanExporter(endpoint=endpoint, headers=dict(headers), timeout=timeout,
+        self._inner = WireSpanExporter(endpoint=endpoint, headers=dict(headers), timeout=timeout,
                                        compression=Compression.Gzip, session=self._session)
         metrics = build_metrics(REGISTRY if registry is None else registry)
         self._failures = metrics[catalog.LANGFUSE_EXPORT_FAILURES.name]

@@ -1,0 +1,83 @@
+"""A run's Langfuse observation fields, and their metadata as span attributes.
+
+Metadata strings are JSON-encoded here as the SDK encodes them (``json.dumps(value,
+ensure_ascii=False)`` is the JSON string encoder itself), without the SDK's per-value
+encoder object; other values still go through the SDK's builder.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring
+from typing import Any
+
+from langfuse import LangfuseOtelSpanAttributes
+
+from hypertool_callbacks.context.runs import Run, Status
+from hypertool_callbacks.events import Usage
+
+_PREFIX = LangfuseOtelSpanAttributes.OBSERVATION_METADATA + "."
+
+
+def usage_details(usage: Usage) -> dict[str, int]:
+    """Langfuse usage keys. Details are split out of input/output, as Langfuse's own
+    integrations do, so that summing the keys (cost, totals) counts no token twice."""
+    cache_read, cache_creation = usage.cache_read_tokens, usage.cache_creation_tokens
+    details = {
+        "input": max(0, usage.input_tokens - cache_read - cache_creation),
+        "output": max(0, usage.output_tokens - usage.reasoning_tokens),
+        "total": usage.total_tokens or usage.input_tokens + usage.output_tokens,
+        "input_cache_read": cache_read,
+        "input_cache_creation": cache_creation,
+        "output_reasoning": usage.reasoning_tokens,
+    }
+    return {key: value for key, value in details.items()
+            if value or key in ("input", "output", "total")}
+
+
+def metadata(run: Run) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "persona": run.persona, "stage": run.stage, "workflow": run.workflow,
+        "agent": run.agent, "gate": run.gate, "gate_result": run.gate_result,
+        "handoff_to": list(run.handoff_to) or None,
+    }
+    if run.usage is not None and run.usage.estimated:
+        values["usage_estimated"] = True
+    if run.status is Status.EVICTED:
+        values["status"] = Status.EVICTED.value
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def llm_input(inputs: Any) -> Any:
+    # One prompt (or one message list) per call in practice: drop the batch level.
+    if isinstance(inputs, list) and len(inputs) == 1:
+        return inputs[0]
+    return inputs
+
+
+def llm_output(outputs: Any) -> Any:
+    generations = getattr(outputs, "generations", None)
+    if not isinstance(generations, list):
+        return outputs
+    items = [getattr(g, "message", None) or getattr(g, "text", None)
+             for batch in generations for g in batch]
+    return items[0] if len(items) == 1 else items
+
+
+def to_datetime(ns: int) -> datetime:
+    # Integer arithmetic: a float of ns since 1970 is off by a microsecond now and then.
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=rest // 1000)
+
+
+def metadata_attributes(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """The ``langfuse.observation.metadata.<key>`` attributes of the plain-string values, and
+    the other values (for the SDK's builder)."""
+    attributes: dict[str, str] = {}
+    rest: dict[str, Any] = {}
+    for key, value in values.items():
+        if type(value) is str:
+            attributes[_PREFIX + key] = encode_basestring(value)
+        else:
+            rest[key] = value
+    return attributes, rest
