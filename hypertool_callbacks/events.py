@@ -26,7 +26,9 @@ class RunKind(StrEnum):
     EMBEDDING = "embedding"
 
 
-@dataclass(frozen=True, slots=True)
+# Read-only by convention, not frozen: a frozen dataclass's __init__ sets each field through
+# object.__setattr__ (four times the cost here, once per LLM call).
+@dataclass(slots=True)
 class Usage:
     """Token usage of one LLM call. ``cache_read``/``reasoning`` are subsets of input/output."""
 
@@ -40,6 +42,8 @@ class Usage:
 
     def details(self) -> dict[str, int]:
         """Non-zero detail counts, keyed by the ``detail`` label value."""
+        if not (self.cache_read_tokens or self.cache_creation_tokens or self.reasoning_tokens):
+            return {}  # most calls: no cache or reasoning counts
         pairs = (
             ("cache_read", self.cache_read_tokens),
             ("cache_creation", self.cache_creation_tokens),

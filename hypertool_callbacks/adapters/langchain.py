@@ -48,6 +48,7 @@ _BUGGY_LLM_START = AsyncCallbackManager.on_llm_start.__code__
 CANCELLATIONS = frozenset({"GeneratorExit", "CancelledError"})
 _EMPTY: Mapping[str, Any] = {}
 _MAX_PROMPT_CHARS = 20_000
+_MODEL_KEYS = ("model", "model_name", "model_id", "_type")
 
 
 def _asks_buggy_llm_start(frame: FrameType) -> bool:
@@ -74,6 +75,8 @@ def _tags(tags: Any) -> tuple[str, ...]:
     # Element types are checked where tags are read (inference): one pass, not two.
     if type(tags) is tuple:  # already ours (on_chain_start passes them on)
         return tags
+    if type(tags) is list:  # as LangChain passes them
+        return tuple(tags)
     return tuple(tags) if isinstance(tags, list | tuple) else ()
 
 
@@ -82,10 +85,11 @@ def _metadata(metadata: Any) -> Mapping[str, Any]:
     return metadata if (type(metadata) is dict or isinstance(metadata, Mapping)) else {}
 
 
-def _model(metadata: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
-    for source, key in ((metadata, "ls_model_name"), (params, "model"), (params, "model_name"),
-                        (params, "model_id"), (params, "_type")):
-        value = source.get(key)
+def _model(params: Mapping[str, Any]) -> str | None:
+    """The requested model named by the invocation parameters (metadata's
+    ``ls_model_name``, when LangChain sets it, is read first by the caller)."""
+    for key in _MODEL_KEYS:
+        value = params.get(key)
         if isinstance(value, str) and value:
             return value
     return None
@@ -137,6 +141,8 @@ def read_result(response: Any) -> tuple[Usage | None, str | None, tuple[str, ...
 
 
 def _int(value: Any) -> int:
+    if type(value) is int:  # the common case, checked first
+        return value if value > 0 else 0
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
@@ -319,7 +325,7 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
         provider = meta.get("ls_provider")
         model = meta.get("ls_model_name")
         if not (isinstance(model, str) and model):
-            model = _model(meta, params)
+            model = _model(params)
         # The invocation parameters as LangChain gives them: sinks pick the ones they export.
         self._tracker.start(RunStart(
             run_id, parent_run_id, _LLM, _name(serialized, kwargs, "llm"), _tags(tags),

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from hypertool_callbacks.clock import Clock
-from hypertool_callbacks.context.sink import Sink
+from hypertool_callbacks.context.sink import Sink, never_needs_run
 from hypertool_callbacks.safety import RateLimitedLog
 
 _log = logging.getLogger(__name__)
@@ -29,14 +29,19 @@ class Dispatcher:
     """The sinks, and per sink method the ones that implement it (not the base no-op)."""
 
     def __init__(self, sinks: Iterable[Sink], strict: bool, warn: RateLimitedLog) -> None:
-        self.sinks: list[Sink] = list(sinks)
         self.strict = strict
         self._warn = warn
-        self._table: dict[str, _Listeners] = {}
+        self.replace(list(sinks))
 
     def replace(self, sinks: list[Sink]) -> None:
         """Use ``sinks`` from now on (a new list: a notify running elsewhere keeps the old)."""
-        self.sinks, self._table = sinks, {}
+        self.sinks: list[Sink] = sinks
+        self._table: dict[str, _Listeners] = {}
+        # What the hot path asks per run: the needs_run of the sinks that may need a folded
+        # run, and whether anyone hears run starts.
+        self.run_watchers = [sink.needs_run for sink in sinks
+                             if getattr(type(sink), "needs_run", None) is not never_needs_run]
+        self.hears_starts = bool(self._listeners("on_run_start"))
 
     def _listeners(self, method: str) -> _Listeners:
         base = getattr(Sink, method)

@@ -1,4 +1,7 @@
-"""Facts the tracker derives across runs, handed to sinks next to the runs themselves."""
+"""Facts the tracker derives across runs, handed to sinks next to the runs themselves.
+
+Read-only by convention. The ones made on every switch are not frozen: a frozen dataclass
+sets each field through ``object.__setattr__``, four times the cost of building it."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from dataclasses import dataclass
 from hypertool_callbacks.context.runs import Run
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PersonaSwitch:
     """The acting persona of one workflow execution changed from ``from_persona``."""
 
@@ -19,7 +22,7 @@ class PersonaSwitch:
     time_ns: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PersonaStint:
     """A persona stopped acting (switch or end of execution) after ``seconds``."""
 
@@ -29,7 +32,7 @@ class PersonaStint:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GateVerdict:
     """A gate run's verdict is settled: it counts (``run.gate_result``), or a retry of its
     LangGraph node superseded it (``retried``)."""
@@ -38,7 +41,7 @@ class GateVerdict:
     retried: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Handoff:
     """A run handed control to another agent (``transfer_to_x`` tool, ``Command(goto=x)``)."""
 

@@ -20,6 +20,12 @@ from hypertool_callbacks.context.records import (
 from hypertool_callbacks.context.runs import Run
 
 
+def never_needs_run(sink: Sink, parent: Run) -> bool:
+    """``needs_run`` of a sink that never needs a folded run (metrics: a run that inherits
+    everything adds no sample). The tracker knows it by identity and does not ask."""
+    return False
+
+
 class Sink:
     name = "sink"
 

@@ -114,8 +114,8 @@ class Tracker:
             if (parent is None or parent.end_mono is not None or run_id in self._aliases
                     or not self.resolver.adds_nothing(tags, metadata, parent)):
                 return False
-            for sink in self._dispatch.sinks:
-                if sink.needs_run(parent):
+            for needs_run in self._dispatch.run_watchers:
+                if needs_run(parent):
                     return False
             if len(self._aliases) >= self._max_runs:  # runs that never end: oldest go
                 del self._aliases[next(iter(self._aliases))]
@@ -165,7 +165,7 @@ class Tracker:
                 self._sweep(now_ns, now, notes)
         finally:
             self._lock.release()
-        if run is not None:
+        if run is not None and self._dispatch.hears_starts:
             notes.insert(0, ("on_run_start", run))
         self._notify(notes)
         if spent is not None and run is not None:

@@ -16,8 +16,7 @@ import logging
 from prometheus_client import CollectorRegistry, push_to_gateway, write_to_textfile
 
 from hypertool_callbacks.config import Config
-from hypertool_callbacks.context.runs import Run
-from hypertool_callbacks.context.sink import Sink
+from hypertool_callbacks.context.sink import Sink, never_needs_run
 from hypertool_callbacks.exposition import exposed
 
 _log = logging.getLogger(__name__)
@@ -40,8 +39,7 @@ class ExitMetricsSink(Sink):
 
     name = "exit_metrics"
 
-    def needs_run(self, parent: Run) -> bool:
-        return False  # acts at shutdown only
+    needs_run = never_needs_run  # acts at shutdown only
 
     def __init__(
         self,

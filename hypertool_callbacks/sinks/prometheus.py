@@ -22,7 +22,7 @@ from hypertool_callbacks.context.records import (
     PersonaSwitch,
 )
 from hypertool_callbacks.context.runs import Run, Status
-from hypertool_callbacks.context.sink import Sink
+from hypertool_callbacks.context.sink import Sink, never_needs_run
 from hypertool_callbacks.events import RunKind
 
 # Enum members read once: on Python 3.11 ``RunKind.LLM`` goes through EnumType's
@@ -160,8 +160,7 @@ class PrometheusSink(Sink):
         else:
             self._child(metric, labels).inc(value, exemplar)
 
-    def needs_run(self, parent: Run) -> bool:
-        return False  # a run that inherits everything adds no sample
+    needs_run = never_needs_run  # a run that inherits everything adds no sample
 
     def on_run_end(self, run: Run) -> None:
         lock = self._lock
