@@ -190,13 +190,16 @@ def response_usage(response: Any) -> Usage | None:
     ``additional_kwargs`` (the response's, then its message's); None when none reports any."""
     if response is None:
         return None
-    message = _get(response, "message")
-    for source in (_get(response, "raw"), _get(response, "additional_kwargs"),
-                   _get(message, "additional_kwargs")):
-        found = usage_of(source)
-        if found is not None and (found.input_tokens or found.output_tokens):
-            return found
-    return None
+    found = usage_of(_get(response, "raw"))
+    if not _counts(found):  # the next places are read only when raw reported nothing
+        found = usage_of(_get(response, "additional_kwargs"))
+        if not _counts(found):
+            found = usage_of(_get(_get(response, "message"), "additional_kwargs"))
+    return found if _counts(found) else None
+
+
+def _counts(usage: Usage | None) -> bool:
+    return usage is not None and bool(usage.input_tokens or usage.output_tokens)
 
 
 def response_model(response: Any) -> str | None:
