@@ -79,16 +79,28 @@ def shape(instance: Any, qualified: str) -> Shape:
     return found
 
 
-def is_agent(instance: Any) -> bool:
-    from llama_index.core.agent.workflow import BaseWorkflowAgent
+_WORKFLOW_KINDS: dict[type, tuple[bool, bool]] = {}  # class -> (an agent, an AgentWorkflow)
 
-    return isinstance(instance, BaseWorkflowAgent)
+
+def _workflow_kind(cls: type) -> tuple[bool, bool]:
+    # Imported here: the agent package loads on first use; the answer is cached per class (an
+    # import statement and two isinstance checks per workflow run otherwise).
+    found = _WORKFLOW_KINDS.get(cls)
+    if found is None:
+        from llama_index.core.agent.workflow import AgentWorkflow, BaseWorkflowAgent
+
+        found = (issubclass(cls, BaseWorkflowAgent), issubclass(cls, AgentWorkflow))
+        if len(_WORKFLOW_KINDS) < 1_000:
+            _WORKFLOW_KINDS[cls] = found
+    return found
+
+
+def is_agent(instance: Any) -> bool:
+    return _workflow_kind(type(instance))[0]
 
 
 def is_agent_workflow(instance: Any) -> bool:
-    from llama_index.core.agent.workflow import AgentWorkflow
-
-    return isinstance(instance, AgentWorkflow)
+    return _workflow_kind(type(instance))[1]
 
 
 _AGENT_FIELD = "current_agent_name"
