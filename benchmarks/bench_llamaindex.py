@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import cachegrind
@@ -123,12 +124,36 @@ def workloads() -> dict[str, Callable[[], Any]]:
 
 CONFIGS = {"none": "nothing attached", "noop": "no-op span + event handler (the floor)",
            "hypertool": "hypertool, Prometheus sink only",
-           "hypertool+otel": "hypertool, Prometheus + OTel (in-memory exporter)"}
+           "hypertool+otel": "hypertool, Prometheus + OTel (in-memory exporter)",
+           # Where the instructions go (not in the default run): the adapter alone, then the
+           # adapter and the tracker; "hypertool" minus "tracker" is the Prometheus sink.
+           "adapter": "hypertool's adapter alone (tracker calls are no-ops)",
+           "tracker": "hypertool's adapter and tracker, no sink"}
+DEFAULT_CONFIGS = ["none", "noop", "hypertool", "hypertool+otel"]
 TITLES = {"query": "query (MockEmbedding index, MockLLM: 14 spans, 6 runs)",
           "agent": "FunctionAgent run (2 LLM calls, 1 tool call: 15 spans)"}
 LENGTHS = {"query": (10, 60), "agent": (4, 24)}  # (short, long) operations under cachegrind
 WARMUP = 20
 _EXPORTER = InMemorySpanExporter()
+
+
+class AdapterOnly(Tracker):
+    """A tracker that does nothing with the adapter's events: what the adapter costs alone.
+    (A query's stage check reads the query's run: answered as a root, as the tracker would.)"""
+
+    _ROOT = SimpleNamespace(parent=None)
+
+    def start(self, event: Any) -> None:
+        return None
+
+    def end(self, event: Any) -> None:
+        return None
+
+    def first_token(self, run_id: Any) -> None:
+        return None
+
+    def get_run(self, run_id: Any) -> Any:
+        return self._ROOT
 
 
 def configure(name: str) -> Callable[[], None]:
@@ -145,6 +170,10 @@ def configure(name: str) -> Callable[[], None]:
         root.span_handlers, root.event_handlers = [*spans, NoopSpans()], [*events, NoopEvents()]
     elif name == "hypertool":
         llamaindex.attach(Tracker(Config(), [PrometheusSink(CollectorRegistry())]))
+    elif name == "adapter":
+        llamaindex.attach(AdapterOnly(Config(), []))
+    elif name == "tracker":
+        llamaindex.attach(Tracker(Config(), []))
     elif name == "hypertool+otel":
         provider = TracerProvider(shutdown_on_exit=False)
         provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
@@ -240,7 +269,8 @@ def table(name: str, configs: list[str], instr: dict[tuple[str, str], float],
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", nargs="+", default=list(TITLES), choices=list(TITLES))
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, choices=list(CONFIGS),
+                        help="also: adapter, tracker (where the instructions go)")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--ops", type=int, default=40, help="queries per round (agent: a fifth)")
     parser.add_argument("--no-cachegrind", action="store_true", help="wall clock only")

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
 
+from hypertool_callbacks.adapters.llamaindex_units import current_agent_name
 from hypertool_callbacks.adapters.llamaindex_usage import (
     provider_of,
     response_model,
     response_usage,
+    usage_of,
 )
 from hypertool_callbacks.events import Usage
 
 ANSWER = ChatMessage(role="assistant", content="ok")
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
+SHAPES = [
     pytest.param({"usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
                             "prompt_tokens_details": {"cached_tokens": 40},
                             "completion_tokens_details": {"reasoning_tokens": 8}}},
@@ -48,7 +51,10 @@ ANSWER = ChatMessage(role="assistant", content="ok")
                  Usage(21, 4, 25), id="bedrock-invoke"),
     pytest.param({"model": "llama3", "prompt_eval_count": 26, "eval_count": 8},
                  Usage(26, 8, 34), id="ollama"),
-])
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), SHAPES)
 def test_provider_shapes(raw: Any, expected: Usage) -> None:
     assert response_usage(ChatResponse(message=ANSWER, raw=raw)) == expected
 
@@ -76,3 +82,51 @@ def test_response_model_and_provider() -> None:
     fake_openai = type("OpenAI", (), {"__module__": "llama_index.llms.openai.base"})()
     assert provider_of(fake_openai) == "openai"
     assert provider_of(object()) is None
+
+
+class _Mapping(Mapping[str, Any]):
+    """A mapping that is not a dict: read through the general path, not the dict fast path."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def test_any_mapping_reads_as_a_dict_does() -> None:
+    """The dict fast path (``dict.get``, a key-set pre-check) answers as the general one."""
+    odd = {"usage": {"prompt_tokens": 7.0, "completion_tokens": -1, "total_tokens": "x"}}
+    for raw in [*(case.values[0] for case in SHAPES), {"id": "1"}, {}, odd]:
+        if not isinstance(raw, dict):
+            continue
+        wrapped = _Mapping({k: _Mapping(v) if isinstance(v, dict) else v for k, v in raw.items()})
+        assert usage_of(wrapped) == usage_of(raw)
+    assert usage_of({"usage": {"prompt_tokens": 7.0, "completion_tokens": -1}}) == Usage(7, 0, 7)
+    assert usage_of({"prompt_tokens": True, "completion_tokens": 2}) == Usage(0, 2, 2)
+
+
+def test_current_agent_name_of_workflow_events() -> None:
+    from llama_index.core.agent.workflow.workflow_events import AgentInput, ToolCall
+    from workflows.events import StartEvent
+
+    assert current_agent_name(ToolCall(tool_name="t", tool_kwargs={}, tool_id="1",
+                                       current_agent_name="calc")) == "calc"  # an extra
+    assert current_agent_name(ToolCall(tool_name="t", tool_kwargs={}, tool_id="1")) is None
+    assert current_agent_name(StartEvent(user_msg="hi")) is None
+    assert current_agent_name(AgentInput(input=[], current_agent_name="math")) == "math"  # field
+
+    class Named(StartEvent):
+        @property
+        def current_agent_name(self) -> str:  # a class attribute wins over the extras
+            return "prop"
+
+    assert current_agent_name(Named(current_agent_name="extra")) == "prop"
+    assert current_agent_name(SimpleNamespace(current_agent_name="plain")) == "plain"
+    assert current_agent_name(None) is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import threading
 from collections import OrderedDict
+from types import AsyncGeneratorType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
 from hypertool_callbacks.adapters.llamaindex_records import NO_RUN, Flow, Llm, Span
@@ -16,6 +17,7 @@ from hypertool_callbacks.adapters.llamaindex_units import (
     MAYBE_STEP,
     SHAPES,
     WORKFLOW,
+    current_agent_name,
     inputs_of,
     is_agent,
     is_agent_workflow,
@@ -51,6 +53,7 @@ _MAX_SPANS = 50_000
 _FIRST_TOKEN = frozenset({"LLMChatInProgressEvent", "LLMCompletionInProgressEvent"})
 _LLM_END = frozenset({"LLMChatEndEvent", "LLMCompletionEndEvent"})
 EVENTS = _FIRST_TOKEN | _LLM_END | {"ExceptionEvent"}  # the events the bridge reads
+_STREAMS = (GeneratorType, AsyncGeneratorType)  # inspect.isgenerator / isasyncgen, no frames
 
 
 class ToolCallFailed(RuntimeError):
@@ -240,7 +243,7 @@ class Bridge:
         tags: tuple[str, ...] = ()
         parent_run = flow.run_id
         if flow.agentic:
-            named = _text(getattr(arguments.get("ev"), "current_agent_name", None))
+            named = _text(current_agent_name(arguments.get("ev")))
             agent = named or flow.agent
             if named and named != flow.turn_agent:
                 self._new_turn(flow, named)
@@ -283,36 +286,39 @@ class Bridge:
 
     def span_exit(self, id_: str, result: Any) -> None:
         span = self._spans.pop(id_, None)
+        tracker = self._tracker or self.tracker
         if span is None:
-            self.tracker.end(RunEnd(id_))  # never seen: counted as an unknown run
+            tracker.end(RunEnd(id_))  # never seen: counted as an unknown run
             return
         if span.run_id != id_:
             return  # transparent, or the same call one level down
         if span.folded:
-            (self._tracker or self.tracker).unfold(id_)
+            tracker.unfold(id_)
             return
-        if span.kind is RunKind.LLM:
+        kind = span.kind
+        if kind is RunKind.LLM:
             with self._lock:
                 llm = self._llms.get(id_)
-                if llm is not None and (inspect.isgenerator(result)
-                                        or inspect.isasyncgen(result)):
+                if llm is not None and isinstance(result, _STREAMS):
                     llm.stream = True
                     self._streams[llm.instance_id] = llm
                     return  # the end event (or an exception event) ends it
             if llm is not None:
                 self._end_llm(llm, result, None)
                 return
-        if span.role == "workflow" and span.flow is not None:
+        if span.flow is not None and span.role == "workflow":
             self._end_turn(span.flow, None)
-        error = None
-        if span.kind is RunKind.TOOL and getattr(result, "is_error", False) is True:
-            error = ToolCallFailed("tool returned is_error=True")
-        # A handoff is recorded when the target agent's turn starts (the tracker lands it):
-        # a refused handoff (unknown agent) never starts one.
-        self.tracker.end(RunEnd(id_, outputs=result, error=error, handoffs=(
-            (span.handoff,) if span.handoff and error is None else ())))
+        if kind is RunKind.TOOL:
+            error = (ToolCallFailed("tool returned is_error=True")
+                     if getattr(result, "is_error", False) is True else None)
+            # A handoff is recorded when the target agent's turn starts (the tracker lands
+            # it): a refused handoff (unknown agent) never starts one.
+            tracker.end(RunEnd(id_, outputs=result, error=error, handoffs=(
+                (span.handoff,) if span.handoff and error is None else ())))
+        else:
+            tracker.end(RunEnd(id_, result))
         if span.wrapper is not None:
-            self.tracker.end(RunEnd(span.wrapper, outputs=result))
+            tracker.end(RunEnd(span.wrapper, result))
 
     def span_drop(self, id_: str, err: BaseException | None) -> None:
         span = self._spans.pop(id_, None)

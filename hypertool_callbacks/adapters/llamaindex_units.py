@@ -14,7 +14,7 @@ from llama_index.core.response_synthesizers.base import BaseSynthesizer
 from llama_index.core.tools.types import BaseTool
 from llama_index.core.workflow import Workflow
 
-from hypertool_callbacks.adapters.llamaindex_usage import lookup
+from hypertool_callbacks.adapters.llamaindex_usage import lookup, readable
 from hypertool_callbacks.events import RunKind
 
 _LLM_CALLS = frozenset({"chat", "achat", "stream_chat", "astream_chat", "complete", "acomplete",
@@ -79,16 +79,68 @@ def shape(instance: Any, qualified: str) -> Shape:
     return found
 
 
-def is_agent(instance: Any) -> bool:
-    from llama_index.core.agent.workflow import BaseWorkflowAgent
+_WORKFLOW_KINDS: dict[type, tuple[bool, bool]] = {}  # class -> (an agent, an AgentWorkflow)
 
-    return isinstance(instance, BaseWorkflowAgent)
+
+def _workflow_kind(cls: type) -> tuple[bool, bool]:
+    # Imported here: the agent package loads on first use; the answer is cached per class (an
+    # import statement and two isinstance checks per workflow run otherwise).
+    found = _WORKFLOW_KINDS.get(cls)
+    if found is None:
+        from llama_index.core.agent.workflow import AgentWorkflow, BaseWorkflowAgent
+
+        found = (issubclass(cls, BaseWorkflowAgent), issubclass(cls, AgentWorkflow))
+        if len(_WORKFLOW_KINDS) < 1_000:
+            _WORKFLOW_KINDS[cls] = found
+    return found
+
+
+def is_agent(instance: Any) -> bool:
+    return _workflow_kind(type(instance))[0]
 
 
 def is_agent_workflow(instance: Any) -> bool:
-    from llama_index.core.agent.workflow import AgentWorkflow
+    return _workflow_kind(type(instance))[1]
 
-    return isinstance(instance, AgentWorkflow)
+
+_AGENT_FIELD = "current_agent_name"
+_EXTRAS: dict[type, bool] = {}  # event class -> its agent name can only be in its extras
+
+
+def _only_in_extras(cls: type) -> bool:
+    """Whether ``getattr(event, "current_agent_name")`` on an instance of ``cls`` always ends in
+    the workflow ``Event``'s ``__getattr__`` reading its extras dict (``_data``): no field,
+    private attribute or class attribute of that name, and that ``__getattr__``."""
+    try:
+        from workflows.events import DictLikeModel
+
+        found = (getattr(cls, "__getattr__", None) is DictLikeModel.__getattr__
+                 and _AGENT_FIELD not in cls.model_fields  # type: ignore[attr-defined]
+                 and _AGENT_FIELD not in cls.__private_attributes__  # type: ignore[attr-defined]
+                 and not hasattr(cls, _AGENT_FIELD))
+    except Exception:  # another workflows layout: the plain getattr
+        found = False
+    if len(_EXTRAS) < 1_000:
+        _EXTRAS[cls] = found
+    return found
+
+
+def current_agent_name(event: Any) -> Any:
+    """``event.current_agent_name`` (None when it has none). An event without that field (a
+    start event, a tool call) answers through two ``__getattr__`` hooks and an
+    AttributeError: its extras dict is read directly instead, same answer."""
+    if event is None:
+        return None
+    cls = type(event)
+    extras = _EXTRAS.get(cls)
+    if extras is None:
+        extras = _only_in_extras(cls)
+    if extras:
+        data = getattr(event, "__pydantic_private__", None)
+        data = data.get("_data") if type(data) is dict else None
+        if type(data) is dict and _AGENT_FIELD not in event.__dict__:
+            return data.get(_AGENT_FIELD)
+    return getattr(event, _AGENT_FIELD, None)
 
 
 def unit_name(instance: Any, role: str) -> str:
@@ -125,7 +177,7 @@ def inputs_of(kind: RunKind, arguments: dict[str, Any]) -> Any:
 
 def parameters_of(llm: Any) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for key in _PARAMS:
+    for key in readable(type(llm), _PARAMS):
         value = lookup(llm, key)  # not getattr: a pydantic miss raises twice inside pydantic
         if isinstance(value, int | float) and not isinstance(value, bool):
             found[key] = value

@@ -25,7 +25,8 @@ object of any SDK version works and nothing here imports a provider package.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -36,6 +37,14 @@ _MAPPING, _SCALAR, _OBJECT = 0, 1, 2
 _SCALARS = (str, bytes, int, float, list, tuple)
 _SHAPES: dict[type, int] = {}  # per class: a mapping, a scalar (no keys), or an object
 _ABSENT: dict[tuple[type, str], bool] = {}  # per pydantic class and key: never an attribute
+_READABLE: dict[tuple[type, tuple[str, ...]], tuple[str, ...]] = {}  # see readable()
+# Every key usage_of() reads at the top level of a source: a dict with none of them (most
+# often an empty ``additional_kwargs``) holds no usage.
+_USAGE_KEYS = frozenset({
+    "usage", "usage_metadata", "token_usage", "prompt_tokens", "completion_tokens",
+    "input_tokens", "output_tokens", "prompt_token_count", "candidates_token_count",
+    "inputTokens", "outputTokens", "prompt_eval_count", "eval_count", "ResponseMetadata"})
+_MODEL_KEYS = ("model", "model_name", "model_id", "deployment_name")
 
 
 def _shape(cls: type) -> int:
@@ -86,8 +95,26 @@ def _get(obj: Any, key: str) -> Any:
 lookup = _get  # for the other LlamaIndex modules
 
 
+def readable(cls: type, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Those of ``keys`` that :func:`_get` may find on an instance of ``cls`` (the others it
+    answers None for without looking), cached per class: an LLM's start reads a dozen keys,
+    most of which its class does not have."""
+    cache_key = (cls, keys)
+    found = _READABLE.get(cache_key)
+    if found is None:
+        shape = _SHAPES.get(cls)
+        if shape is None:
+            shape = _shape(cls)
+        found = tuple(k for k in keys if not _absent(cls, k)) if shape is _OBJECT else keys
+        if len(_READABLE) < 1_000:
+            _READABLE[cache_key] = found
+    return found
+
+
 def _int(value: Any) -> int:
-    if isinstance(value, bool):
+    if type(value) is int:  # the usual count (a bool is not one: its type is bool)
+        return value if value > 0 else 0
+    if value is None or isinstance(value, bool):
         return 0
     if isinstance(value, int):
         return max(value, 0)
@@ -98,59 +125,60 @@ def _int(value: Any) -> int:
     return 0
 
 
-def _has(obj: Any, *keys: str) -> bool:
-    return any(_get(obj, key) is not None for key in keys)
-
-
 def usage_of(source: Any) -> Usage | None:
     """Usage in one provider-shaped container (a usage block or the response holding it)."""
     if source is None:
         return None
+    if type(source) is dict:
+        if _USAGE_KEYS.isdisjoint(source):
+            return None
+        get: Callable[[str], Any] = source.get  # what _get does for a dict, minus a frame a key
+    else:
+        get = functools.partial(_get, source)
     for key in ("usage", "usage_metadata", "token_usage"):
-        inner = _get(source, key)
+        inner = get(key)
         if inner is not None and inner is not source:
             found = usage_of(inner)
             if found is not None:
                 return found
-    if _has(source, "prompt_tokens", "completion_tokens"):
-        details_in = _get(source, "prompt_tokens_details")
-        details_out = _get(source, "completion_tokens_details")
-        prompt = _int(_get(source, "prompt_tokens"))
-        completion = _int(_get(source, "completion_tokens"))
-        return Usage(prompt, completion, _int(_get(source, "total_tokens")) or prompt + completion,
-                     cache_read_tokens=_int(_get(details_in, "cached_tokens")),
-                     reasoning_tokens=_int(_get(details_out, "reasoning_tokens")))
-    if _has(source, "input_tokens", "output_tokens"):
-        cache_read = _int(_get(source, "cache_read_input_tokens"))
-        cache_creation = _int(_get(source, "cache_creation_input_tokens"))
-        inputs = _int(_get(source, "input_tokens")) + cache_read + cache_creation  # Anthropic
-        outputs = _int(_get(source, "output_tokens"))
-        details_in = _get(source, "input_tokens_details")  # OpenAI responses API
-        details_out = _get(source, "output_tokens_details")
+    if get("prompt_tokens") is not None or get("completion_tokens") is not None:
+        prompt = _int(get("prompt_tokens"))
+        completion = _int(get("completion_tokens"))
+        return Usage(prompt, completion, _int(get("total_tokens")) or prompt + completion,
+                     cache_read_tokens=_int(_get(get("prompt_tokens_details"), "cached_tokens")),
+                     reasoning_tokens=_int(_get(get("completion_tokens_details"),
+                                                "reasoning_tokens")))
+    if get("input_tokens") is not None or get("output_tokens") is not None:
+        cache_read = _int(get("cache_read_input_tokens"))
+        cache_creation = _int(get("cache_creation_input_tokens"))
+        inputs = _int(get("input_tokens")) + cache_read + cache_creation  # Anthropic
+        outputs = _int(get("output_tokens"))
+        details_in = get("input_tokens_details")  # OpenAI responses API
+        details_out = get("output_tokens_details")
         cache_read = cache_read or _int(_get(details_in, "cached_tokens"))
-        total = _int(_get(source, "total_tokens"))
+        total = _int(get("total_tokens"))
         return Usage(inputs, outputs, max(total, inputs + outputs),
                      cache_read_tokens=cache_read, cache_creation_tokens=cache_creation,
                      reasoning_tokens=_int(_get(details_out, "reasoning_tokens")))
-    if _has(source, "prompt_token_count", "candidates_token_count"):  # Gemini
-        prompt = _int(_get(source, "prompt_token_count"))
-        thoughts = _int(_get(source, "thoughts_token_count"))
-        completion = _int(_get(source, "candidates_token_count")) + thoughts
+    if get("prompt_token_count") is not None or get("candidates_token_count") is not None:
+        prompt = _int(get("prompt_token_count"))  # Gemini
+        thoughts = _int(get("thoughts_token_count"))
+        completion = _int(get("candidates_token_count")) + thoughts
         return Usage(prompt, completion,
-                     _int(_get(source, "total_token_count")) or prompt + completion,
-                     cache_read_tokens=_int(_get(source, "cached_content_token_count")),
+                     _int(get("total_token_count")) or prompt + completion,
+                     cache_read_tokens=_int(get("cached_content_token_count")),
                      reasoning_tokens=thoughts)
-    if _has(source, "inputTokens", "outputTokens"):  # Bedrock Converse
-        prompt, completion = _int(_get(source, "inputTokens")), _int(_get(source, "outputTokens"))
-        return Usage(prompt, completion, _int(_get(source, "totalTokens")) or prompt + completion,
-                     cache_read_tokens=_int(_get(source, "cacheReadInputTokens")),
-                     cache_creation_tokens=_int(_get(source, "cacheWriteInputTokens")))
-    if _has(source, "prompt_eval_count", "eval_count"):  # Ollama
-        prompt = _int(_get(source, "prompt_eval_count"))
-        completion = _int(_get(source, "eval_count"))
+    if get("inputTokens") is not None or get("outputTokens") is not None:  # Bedrock Converse
+        prompt, completion = _int(get("inputTokens")), _int(get("outputTokens"))
+        return Usage(prompt, completion, _int(get("totalTokens")) or prompt + completion,
+                     cache_read_tokens=_int(get("cacheReadInputTokens")),
+                     cache_creation_tokens=_int(get("cacheWriteInputTokens")))
+    if get("prompt_eval_count") is not None or get("eval_count") is not None:  # Ollama
+        prompt = _int(get("prompt_eval_count"))
+        completion = _int(get("eval_count"))
         return Usage(prompt, completion, prompt + completion)
-    headers = _get(_get(source, "ResponseMetadata"), "HTTPHeaders")  # Bedrock invoke
-    if _has(headers, "x-amzn-bedrock-input-token-count"):
+    headers = _get(get("ResponseMetadata"), "HTTPHeaders")  # Bedrock invoke
+    if _get(headers, "x-amzn-bedrock-input-token-count") is not None:
         prompt = _int(_get(headers, "x-amzn-bedrock-input-token-count"))
         completion = _int(_get(headers, "x-amzn-bedrock-output-token-count"))
         return Usage(prompt, completion, prompt + completion)
@@ -162,18 +190,23 @@ def response_usage(response: Any) -> Usage | None:
     ``additional_kwargs`` (the response's, then its message's); None when none reports any."""
     if response is None:
         return None
-    message = _get(response, "message")
-    for source in (_get(response, "raw"), _get(response, "additional_kwargs"),
-                   _get(message, "additional_kwargs")):
-        found = usage_of(source)
-        if found is not None and (found.input_tokens or found.output_tokens):
-            return found
-    return None
+    found = usage_of(_get(response, "raw"))
+    if not _counts(found):  # the next places are read only when raw reported nothing
+        found = usage_of(_get(response, "additional_kwargs"))
+        if not _counts(found):
+            found = usage_of(_get(_get(response, "message"), "additional_kwargs"))
+    return found if _counts(found) else None
+
+
+def _counts(usage: Usage | None) -> bool:
+    return usage is not None and bool(usage.input_tokens or usage.output_tokens)
 
 
 def response_model(response: Any) -> str | None:
     """The model the provider says answered (``raw.model`` / ``raw.model_version``...)."""
     raw = _get(response, "raw")
+    if raw is None:
+        return None
     for key in ("model", "model_version", "modelVersion", "model_name"):
         value = _get(raw, key)
         if isinstance(value, str) and value:
@@ -183,7 +216,7 @@ def response_model(response: Any) -> str | None:
 
 def request_model(llm: Any) -> str | None:
     """The model an LLM or embedding object is configured with."""
-    for key in ("model", "model_name", "model_id", "deployment_name"):
+    for key in readable(type(llm), _MODEL_KEYS):
         value = _get(llm, key)
         if isinstance(value, str) and value:
             return value
