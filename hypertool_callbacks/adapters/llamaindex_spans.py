@@ -50,6 +50,7 @@ _STEP_TAG = "llamaindex.step.input_event"
 _HANDOFF_TOOL = "handoff"
 _CANCELLATIONS = frozenset({"GeneratorExit", "CancelledError", "WorkflowCancelledByUser"})
 _MAX_SPANS = 50_000
+_FOLDABLE = frozenset({RunKind.CHAIN, RunKind.RETRIEVER, RunKind.EMBEDDING})
 _FIRST_TOKEN = frozenset({"LLMChatInProgressEvent", "LLMCompletionInProgressEvent"})
 _LLM_END = frozenset({"LLMChatEndEvent", "LLMCompletionEndEvent"})
 EVENTS = _FIRST_TOKEN | _LLM_END | {"ExceptionEvent"}  # the events the bridge reads
@@ -181,9 +182,11 @@ class Bridge:
                     tracker.start(RunStart(wrapper, parent_run, RunKind.CHAIN, stage,
                                            (f"{NODE_TAG_PREFIX}1",), {**metadata, **node}))
                     parent_run = wrapper
-        if (kind is RunKind.CHAIN and not tags and parent_run is not None
+        # (Not a call its stage run wraps: the wrapper ends with it.)
+        if (kind in _FOLDABLE and not tags and wrapper is None and parent_run is not None
                 and tracker.fold(id_, parent_run, tags, metadata)):
-            # A query or synthesizer inside another run, adding nothing, that no sink needs.
+            # A query, synthesizer, retriever or embedding call inside another run, adding
+            # nothing, that no sink needs (metrics count LLM and tool calls, never these).
             self._remember(id_, Span(id_, kind, instance_id, agent, flow, role, name,
                                       folded=True))
             return

@@ -135,8 +135,10 @@ class Resolver:
         return name if name and name not in self.generic else None
 
     def resolve(self, run: Run, parent: Run | None) -> None:
-        if (parent is not None and parent.persona != UNKNOWN and not self.has_rules
-                and run.requested_by is None
+        if (parent is not None and not self.has_rules and run.requested_by is None
+                # An unknown persona stays unknown unless an agent or a node names the run.
+                and (parent.persona != UNKNOWN
+                     or (parent.agent is None and NODE_KEY not in run.metadata))
                 and (parent.agent is None or parent.persona == parent.agent
                      or parent.persona_source is _EXPLICIT)
                 and self.adds_nothing(run.tags, run.metadata, parent)):
@@ -144,7 +146,8 @@ class Resolver:
             # value is the parent's, as the full resolution below would find (the persona
             # would be the inherited explicit one, the parent's agent, or the parent's).
             run.agent = parent.agent
-            run.persona, run.persona_source = parent.persona, _INHERITED
+            run.persona = parent.persona
+            run.persona_source = _INHERITED if parent.persona != UNKNOWN else _NONE
             run.stage, run.stage_source, run.stage_run = (parent.stage, _INHERITED,
                                                           parent.stage_run)
             run.workflow = parent.workflow
@@ -248,7 +251,8 @@ class Resolver:
         if value is None:
             return
         if parent is not None and source is not _INHERITED and value == parent.persona:
-            run.persona, run.persona_source = parent.persona, _INHERITED
+            run.persona = parent.persona
+            run.persona_source = _INHERITED if parent.persona != UNKNOWN else _NONE
             return
         run.persona, run.persona_source = self.personas.admit(value), source
 

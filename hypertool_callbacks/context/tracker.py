@@ -99,7 +99,8 @@ class Tracker:
     def fold(self, run_id: RunId, parent_id: RunId | None, tags: Sequence[str],
              metadata: Mapping[str, Any]) -> bool:
         """The cheap path for a chain run inside another (a prompt template, a parser, a
-        lambda) that would inherit everything from its parent and that no sink needs to see:
+        lambda; from LlamaIndex also a retriever or an embedding call: never an LLM or tool
+        call) that would inherit everything from its parent and that no sink needs to see:
         remember it as an alias of its parent and return True; the adapter then builds no
         event for it, and ends it with :meth:`unfold`. False: start it as usual."""
         if parent_id is None or not self._foldable:
