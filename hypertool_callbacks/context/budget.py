@@ -15,10 +15,12 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hypertool_callbacks.config import PersonaConfig
 from hypertool_callbacks.context.records import BudgetStatus
 from hypertool_callbacks.context.runs import Run
+from hypertool_callbacks.safety import RateLimitedLog
 
 OUTSIDE_WORKFLOWS = "outside-workflows"
 """The execution key shared by every LLM call made outside a workflow (and any thread)."""
@@ -108,3 +110,22 @@ class BudgetBook:
         while window and window[0][0] < now - limit.window:
             window.popleft()
         return sum(tokens for _, tokens in window)
+
+
+def spent_budget(books: tuple[BudgetBook, ...], run: Run, now: float, on_exceeded: str,
+                 warn: RateLimitedLog, notes: list[tuple[str, Any]]) -> BudgetStatus | None:
+    """Before an LLM call: note each of its persona's spent budgets (warning once a minute in
+    ``warn`` mode); in ``raise`` mode, the first spent one, which refuses the call."""
+    spent: BudgetStatus | None = None
+    for book in books:
+        status = book.status(run.persona, budget_execution(run), now)
+        if status is None or not status.exceeded:
+            continue
+        notes.append(("on_budget_exceeded", status))
+        if on_exceeded == "warn":
+            message = ("USD budget of persona %r is spent ($%.6f of $%.6f)" if book.unit
+                       == "usd" else "token budget of persona %r is spent (%d of %d tokens)")
+            warn.warning(f"budget:{book.unit}:{run.persona}", message, run.persona,
+                         status.used, status.limit)
+        spent = spent or status
+    return spent if on_exceeded == "raise" else None

@@ -15,10 +15,10 @@ from uuid import UUID
 from hypertool_callbacks.clock import Clock, SystemClock
 from hypertool_callbacks.config import Config
 from hypertool_callbacks.context import gates
-from hypertool_callbacks.context.budget import BudgetBook, budget_execution
+from hypertool_callbacks.context.budget import BudgetBook, budget_execution, spent_budget
 from hypertool_callbacks.context.cost import Pricer
 from hypertool_callbacks.context.dispatch import Dispatcher, Note, close_all
-from hypertool_callbacks.context.estimate import text_size
+from hypertool_callbacks.context.estimate import estimate_usage, mark_enclosing_llm, total_tokens
 from hypertool_callbacks.context.executions import Executions
 from hypertool_callbacks.context.gate_attempts import GateAttempts
 from hypertool_callbacks.context.inference import Resolver
@@ -159,7 +159,9 @@ class Tracker:
                     notes.extend(("on_gate", v) for v in self._gate_attempts.started(run))
                 self._act(run, now, now_ns, notes)
                 if kind is _LLM and self._budgeted:
-                    spent = self._check_budget(run, now, notes)
+                    spent = spent_budget((self.budgets, self.cost_budgets), run, now,
+                                         self.config.on_budget_exceeded, self._warn,
+                                         notes)
                 if (kind is _LLM or kind is _TOOL) and not self._hint.done:
                     self._hint.call(run.persona == UNKNOWN)
             if now >= self._next_sweep or len(live) > self._max_runs:
@@ -335,21 +337,6 @@ class Tracker:
                                                        run.execution, now - state.since)))
         state.persona, state.since, state.workflow = run.persona, now, run.workflow
 
-    def _check_budget(self, run: Run, now: float, notes: list[Note]) -> BudgetStatus | None:
-        spent: BudgetStatus | None = None
-        for book in (self.budgets, self.cost_budgets):
-            status = book.status(run.persona, budget_execution(run), now)
-            if status is None or not status.exceeded:
-                continue
-            notes.append(("on_budget_exceeded", status))
-            if self.config.on_budget_exceeded == "warn":
-                message = ("USD budget of persona %r is spent ($%.6f of $%.6f)" if book.unit
-                           == "usd" else "token budget of persona %r is spent (%d of %d tokens)")
-                self._warn.warning(f"budget:{book.unit}:{run.persona}", message, run.persona,
-                                   status.used, status.limit)
-            spent = spent or status
-        return spent if self.config.on_budget_exceeded == "raise" else None
-
     def _finish(self, run: Run, event: RunEnd, now_ns: int, now: float,
                 notes: list[Note]) -> None:
         run.end_ns, run.end_mono = now_ns, now
@@ -365,13 +352,14 @@ class Tracker:
         if run.kind is _LLM:
             if event.tool_call_ids and run.persona != UNKNOWN and event.error is None:
                 self._executions.remember_requests(run, event.tool_call_ids)
-            run.usage = event.usage or self._estimate(run, event)
+            run.usage = event.usage or (estimate_usage(run.inputs, event.outputs)
+                                         if self.config.estimate_missing_usage else None)
             if run.usage is not None:
-                _mark_enclosing_llm(run)
+                mark_enclosing_llm(run)
             if (self._budgeted and run.usage is not None and run.persona != UNKNOWN
                     and not run.usage_in_child):
                 status = self.budgets.consume(run.persona, budget_execution(run),
-                                              _total(run.usage), now)
+                                              total_tokens(run.usage), now)
                 if status is not None:
                     notes.append(("on_budget", status))
         notes.append(("on_run_end", run))
@@ -396,14 +384,6 @@ class Tracker:
                 self.budgets.end_execution(root.execution)
                 self.cost_budgets.end_execution(root.execution)
 
-    def _estimate(self, run: Run, event: RunEnd) -> Usage | None:
-        if not self.config.estimate_missing_usage:
-            return None
-        # ~4 characters a token: rough, and labelled as estimated wherever it is exported.
-        prompt = text_size(run.inputs) // 4
-        completion = text_size(event.outputs) // 4
-        return Usage(prompt, completion, prompt + completion, estimated=True)
-
     def _sweep(self, now_ns: int, now: float, notes: list[Note]) -> None:
         """Evict what is due (checked inline by start/end: due every interval, or past the
         size bound)."""
@@ -426,17 +406,3 @@ class Tracker:
             if run.parent is None:
                 self._end_execution(run, now, notes)
         return notes
-
-def _mark_enclosing_llm(run: Run) -> None:
-    """An LLM call made inside another (a router or gateway model delegating): its tokens are
-    the outer call's tokens, so only the inner one counts them."""
-    ancestor = run.parent
-    while ancestor is not None:
-        if ancestor.kind is _LLM:
-            ancestor.usage_in_child = True
-            return
-        ancestor = ancestor.parent
-
-
-def _total(usage: Usage) -> int:
-    return usage.total_tokens or usage.input_tokens + usage.output_tokens
