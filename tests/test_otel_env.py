@@ -95,3 +95,25 @@ def test_exporter_and_protocol_come_from_the_standard_variables() -> None:
     assert otlp_protocol({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://h:4318"}) == "http/protobuf"
     assert otlp_protocol({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://h:4317",
                           "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}) == "http/protobuf"
+
+
+def test_current_provider_answers_what_the_api_does_before_and_after_the_app_sets_one() -> None:
+    # Read without the API's per-call environment lookup, it must still follow the global:
+    # a proxy until the app sets a provider, then that provider. (A fresh process: the global
+    # can be set once.)
+    script = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from hypertool_callbacks.sinks.otel_env import current_provider
+assert isinstance(current_provider(), trace.ProxyTracerProvider)
+assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+provider = TracerProvider()
+trace.set_tracer_provider(provider)
+assert current_provider() is provider is trace.get_tracer_provider()
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

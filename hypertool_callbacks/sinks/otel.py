@@ -42,7 +42,7 @@ from hypertool_callbacks.sinks.otel_content import (
     encode_message,
     to_plain,
 )
-from hypertool_callbacks.sinks.otel_env import AppOrEnvProvider
+from hypertool_callbacks.sinks.otel_env import AppOrEnvProvider, current_provider
 from hypertool_callbacks.sinks.otel_export import JsonLinesSpanExporter, flush, local_provider
 
 __all__ = ["JsonLinesSpanExporter", "OtelSink", "capture_content_enabled", "default_sinks",
@@ -132,7 +132,7 @@ class OtelSink(Sink):
         set. Asked once per root run, so a provider the app sets later is used from its next
         workflow on, and a run tree never mixes recorded and unrecorded spans."""
         provider = (self.tracer_provider if self.tracer_provider is not None
-                    else trace.get_tracer_provider())
+                    else current_provider())
         if isinstance(provider, AppOrEnvProvider):
             provider = provider.resolve()
         return not isinstance(provider, _NO_RECORDING)

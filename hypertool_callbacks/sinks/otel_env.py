@@ -37,6 +37,24 @@ ENV_EXPORTER = "OTEL_TRACES_EXPORTER"
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 PROTOCOL_VARS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 _warned_nowhere = threading.Event()
+# trace.get_tracer_provider() looks the variable below up in os.environ on every call while
+# no provider is set (a KeyError raised and caught: ~1 us, paid per root run). It is read once
+# here; the provider itself is the API module's global, read on every call.
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+_GLOBAL = "_TRACER_PROVIDER"
+_READABLE = hasattr(trace, _GLOBAL)  # else: the public function, whatever it costs
+_PROXY = trace.ProxyTracerProvider()
+
+
+def current_provider() -> trace.TracerProvider:
+    """What ``trace.get_tracer_provider()`` answers now (the app's provider once it sets
+    one, a proxy until then), without its per-call environment lookup."""
+    if _READABLE and not _PROVIDER_FROM_ENV:
+        provider: trace.TracerProvider | None = getattr(trace, _GLOBAL)
+        if provider is None:
+            return _PROXY
+        return provider
+    return trace.get_tracer_provider()
 
 
 def exporter_names(environ: Mapping[str, str]) -> list[str]:
@@ -122,7 +140,7 @@ class AppOrEnvProvider(trace.TracerProvider):
                                        schema_url, attributes))
 
     def resolve(self) -> trace.TracerProvider:
-        current = trace.get_tracer_provider()
+        current = current_provider()
         if isinstance(current, TracerProvider):
             return current
         if not self._built:
@@ -141,7 +159,7 @@ class AppOrEnvProvider(trace.TracerProvider):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         done = True
-        for provider in (self._own, trace.get_tracer_provider()):
+        for provider in (self._own, current_provider()):
             if isinstance(provider, TracerProvider):
                 done = provider.force_flush(timeout_millis) and done
         return done
