@@ -51,6 +51,7 @@ from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind
 from hypertool_callbacks.safety import RateLimitedLog
 from hypertool_callbacks.sinks.langfuse_content import capped, text_mask
+from hypertool_callbacks.sinks.langfuse_direct import OpenObservation, probe
 from hypertool_callbacks.sinks.langfuse_env import LANGFUSE_NO_KEYS, keys_configured
 from hypertool_callbacks.sinks.langfuse_export import connect, run_bounded
 from hypertool_callbacks.sinks.langfuse_fields import (
@@ -172,6 +173,9 @@ class LangfuseSink(Sink):
         self.flush_timeout = flush_timeout
         self._closed = False
         self._warn = RateLimitedLog(_log)
+        # Finished spans straight to the SDK's processor, where provably the same (see
+        # langfuse_direct); live SDK spans otherwise.
+        self._direct = probe(self._tracer) if _ATTRIBUTES is not None else None
         if self._owned:
             atexit.register(self._at_exit)
 
@@ -186,8 +190,17 @@ class LangfuseSink(Sink):
         if run.trace_id is None:
             run.trace_id = root.trace_id
         parent = self._parent_span(run)
+        if self._direct is not None:
+            if isinstance(parent, OpenObservation):
+                observation = self._direct.start(parent.context, root=False)
+            else:
+                remote = self._trace_parent(root.trace_id).get_span_context()
+                observation = self._direct.start(remote, root=True)
+            if observation is not None:
+                run.extra[_SPAN] = observation
+            return
         attributes: dict[str, Any] = {}
-        if parent is None:
+        if not isinstance(parent, trace.Span):  # None (direct mode is for the sink's life)
             parent = self._trace_parent(root.trace_id)
             attributes[A.AS_ROOT] = True
         # A fresh context: the app's current span and baggage must not leak in.
@@ -199,6 +212,9 @@ class LangfuseSink(Sink):
     def on_run_end(self, run: Run) -> None:
         span = run.extra.pop(_SPAN, None)
         if span is None or self._closed:
+            return
+        if isinstance(span, OpenObservation):
+            self._end_direct(run, span)
             return
         try:
             # Set at the end: a graph run learns its agent persona after it started.
@@ -214,9 +230,33 @@ class LangfuseSink(Sink):
             # End it even if filling it failed: an unended span is never exported.
             span.end(end_time=run.end_ns)
 
+    def _end_direct(self, run: Run, observation: OpenObservation) -> None:
+        assert self._direct is not None
+        attributes: dict[str, Any] = {}
+        status = None
+        try:
+            attributes = self._trace_attributes(run)
+            kind = observation_type(run)
+            fields = self._fields(run, kind)
+            attributes = self._observation_attributes(kind, fields, attributes)
+            if fields.get("level") == "ERROR":
+                status = trace.Status(trace.StatusCode.ERROR, fields.get("status_message"))
+        except Exception:
+            attributes = {}  # as a live span that failed to fill: ended with what it had
+            raise
+        finally:
+            self._direct.end(observation, run.name, run.start_ns, run.end_ns, attributes,
+                             status)
+
     def _observation(self, span: trace.Span, kind: str, fields: dict[str, Any],
                      attributes: dict[str, Any]) -> None:
-        """The attributes the SDK's observation wrapper would set, set at once. The wrapper
+        span.set_attributes(self._observation_attributes(kind, fields, attributes))
+        if fields.get("level") == "ERROR":
+            span.set_status(trace.Status(trace.StatusCode.ERROR, fields.get("status_message")))
+
+    def _observation_attributes(self, kind: str, fields: dict[str, Any],
+                                attributes: dict[str, Any]) -> dict[str, Any]:
+        """The attributes the SDK's observation wrapper would set, at once. The wrapper
         itself also scans every value for media and re-serialises it, which costs more than
         the rest of the run's bookkeeping; our input/output are already capped strings."""
         assert _ATTRIBUTES is not None
@@ -231,9 +271,7 @@ class LangfuseSink(Sink):
         if release:
             attributes[A.RELEASE] = release
         attributes.update(observation)
-        span.set_attributes(attributes)
-        if fields.get("level") == "ERROR":
-            span.set_status(trace.Status(trace.StatusCode.ERROR, fields.get("status_message")))
+        return attributes
 
     def _trace_parent(self, trace_id: str) -> trace.Span:
         """The SDK's own way to start a trace with a given id: a sampled, non-recording parent
@@ -248,11 +286,11 @@ class LangfuseSink(Sink):
         return trace.NonRecordingSpan(remote)
 
     @staticmethod
-    def _parent_span(run: Run) -> trace.Span | None:
+    def _parent_span(run: Run) -> trace.Span | OpenObservation | None:
         ancestor = run.parent
         while ancestor is not None:
             span = ancestor.extra.get(_SPAN)
-            if isinstance(span, trace.Span):
+            if isinstance(span, trace.Span | OpenObservation):
                 return span
             ancestor = ancestor.parent
         return None
