@@ -1,10 +1,12 @@
-"""Finished spans handed to the Langfuse processor (sinks/langfuse_direct) against today's live
+"""Finished spans handed to the Langfuse processor (sinks/langfuse_direct), exported past the
+SDK's media check where it changes nothing (sinks/langfuse_media), against today's live
 SDK spans: the same workloads through both paths must reach the receiver as the same spans,
 byte for byte once the random ids are numbered in order of appearance.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,13 +29,16 @@ from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.events import RunEnd, RunKind, RunStart
 from hypertool_callbacks.sinks import langfuse as lf
 from hypertool_callbacks.sinks.langfuse_direct import clean_attributes, probe
+from hypertool_callbacks.sinks.langfuse_media import MediaSkippingExporter
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.fakes import StreamingFake, reply
 from tests.langfuse_support import langfuse_env
 from tests.otlp_receiver import OTLPReceiver
+from tests.test_langfuse import LF_PATH
 
 pytestmark = pytest.mark.usefixtures("reset_langfuse")
 _RUN_ID = re.compile(rb"lc_run--[0-9a-f-]{36}")
+IMAGE = "data:image/png;base64," + base64.b64encode(b"\x89PNG fake image bytes").decode()
 
 
 class _Text(str):
@@ -62,6 +67,10 @@ def _workload(handler: HypertoolCallbackHandler, tracker: Tracker, clock: Manual
             "x", config={"callbacks": [handler]})
     RunnableLambda(lambda x: _Text(str(x["k"])), name="subclass").invoke(
         {"k": [1, 2.5, None, True]}, config={"callbacks": [handler]})
+    # Media for the SDK's export-stage handling: a data URI, and JSON that may hold some.
+    RunnableLambda(lambda x: IMAGE, name="media").invoke(
+        {"image": IMAGE, "parts": [{"mime_type": "image/png", "data": "AAAA"}]},
+        config={"callbacks": [handler]})
     tracker.start(RunStart("root", None, RunKind.CHAIN, "gate-flow", ("workflow:ship",)))
     tracker.start(RunStart("gate", "root", RunKind.CHAIN, "check", ("gate:tests_pass",)))
     clock.advance(2)
@@ -76,6 +85,8 @@ def _spans(receiver: OTLPReceiver) -> list[bytes]:
     numbers: dict[bytes, bytes] = {b"": b""}
     out = []
     for received in receiver.received:
+        if received.path != LF_PATH:
+            continue
         for span in received.spans():
             for field in ("trace_id", "span_id", "parent_span_id"):
                 value = getattr(span, field)
@@ -90,7 +101,8 @@ def _spans(receiver: OTLPReceiver) -> list[bytes]:
 def _scopes(receiver: OTLPReceiver) -> list[tuple[bytes, str, str]]:
     return [(resource.resource.SerializeToString(deterministic=True), scope.scope.name,
              scope.scope.version)
-            for received in receiver.received for resource in received.request.resource_spans
+            for received in receiver.received if received.path == LF_PATH
+            for resource in received.request.resource_spans
             for scope in resource.scope_spans]
 
 
@@ -99,8 +111,12 @@ def _run(monkeypatch: pytest.MonkeyPatch, *, direct: bool) -> OTLPReceiver:
         langfuse_env(monkeypatch, receiver.url, timeout="2")
         sink = lf.LangfuseSink(registry=CollectorRegistry())
         assert (sink._direct is not None) is True
-        if not direct:
-            sink._direct = None  # today's path: live SDK spans
+        if not direct:  # today's path: live SDK spans, every span through the SDK's media check
+            sink._direct = None
+            batch = sink.client._resources.tracer_provider._active_span_processor \
+                ._span_processors[0]._batch_processor
+            assert isinstance(batch._exporter, MediaSkippingExporter)
+            batch._exporter = batch._exporter._sdk
         clock = ManualClock()
         tracker = Tracker(Config.model_validate({"run_ttl_seconds": 60}),
                           [sink, PrometheusSink(CollectorRegistry())], clock)
@@ -120,8 +136,11 @@ def test_direct_spans_are_the_live_spans(monkeypatch: pytest.MonkeyPatch,
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     live, direct = _run(monkeypatch, direct=False), _run(monkeypatch, direct=True)
-    assert len(_spans(live)) == 11
-    assert _spans(direct) == _spans(live)
+    spans = _spans(live)
+    assert len(spans) == 12
+    if "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT" not in env:  # else the data URI is cut
+        assert sum(b"@@@langfuseMedia:" in span for span in spans) == 1  # the SDK's reference
+    assert _spans(direct) == spans
     assert _scopes(direct) == _scopes(live)
 
 
