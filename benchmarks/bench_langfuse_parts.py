@@ -48,6 +48,7 @@ def make_case(config: str, workload: str, url: str | None) -> cases.Case:
     elif config == "lf-no-queue":
         if sink._direct is not None:
             sink._direct._processor = type("Drop", (), {"on_end": lambda self, span: None})()
+            sink._direct._emit = None
         else:
             sink._provider._active_span_processor._span_processors = ()
     elif config == "lf-no-export":

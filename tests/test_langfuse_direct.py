@@ -7,6 +7,7 @@ byte for byte once the random ids are numbered in order of appearance.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -110,7 +111,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, *, direct: bool) -> OTLPReceiver:
     with OTLPReceiver() as receiver:
         langfuse_env(monkeypatch, receiver.url, timeout="2")
         sink = lf.LangfuseSink(registry=CollectorRegistry())
-        assert (sink._direct is not None) is True
+        assert sink._direct is not None and sink._direct._emit is not None
         if not direct:  # today's path: live SDK spans, every span through the SDK's media check
             sink._direct = None
             batch = sink.client._resources.tracer_provider._active_span_processor \
@@ -130,11 +131,16 @@ def _run(monkeypatch: pytest.MonkeyPatch, *, direct: bool) -> OTLPReceiver:
     {},
     {"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "17"},  # evicts the oldest attributes
     {"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "12"},  # cuts long values
+    {"debug": "langfuse"},  # the SDK logs each span: the processor's own on_end then
 ])
 def test_direct_spans_are_the_live_spans(monkeypatch: pytest.MonkeyPatch,
                                          env: dict[str, str]) -> None:
     for name, value in env.items():
-        monkeypatch.setenv(name, value)
+        if name == "debug":
+            logger = logging.getLogger(value)
+            monkeypatch.setattr(logger, "level", logging.DEBUG)
+        else:
+            monkeypatch.setenv(name, value)
     live, direct = _run(monkeypatch, direct=False), _run(monkeypatch, direct=True)
     spans = _spans(live)
     assert len(spans) == 12

@@ -45,8 +45,7 @@ from prometheus_client import CollectorRegistry
 
 from hypertool_callbacks import semconv as sc
 from hypertool_callbacks.config import Config
-from hypertool_callbacks.context.inference import THREAD_KEY
-from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
+from hypertool_callbacks.context.runs import Run, Status
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind
 from hypertool_callbacks.safety import RateLimitedLog
@@ -54,23 +53,23 @@ from hypertool_callbacks.sinks.langfuse_content import capped, text_mask
 from hypertool_callbacks.sinks.langfuse_direct import OpenObservation, probe
 from hypertool_callbacks.sinks.langfuse_env import LANGFUSE_NO_KEYS, keys_configured
 from hypertool_callbacks.sinks.langfuse_export import connect, run_bounded
+from hypertool_callbacks.sinks.langfuse_fields import SESSION_KEY as SESSION_KEY
+from hypertool_callbacks.sinks.langfuse_fields import TAGS_KEY as TAGS_KEY
+from hypertool_callbacks.sinks.langfuse_fields import USER_KEY as USER_KEY
 from hypertool_callbacks.sinks.langfuse_fields import (
     llm_input,
     llm_output,
     metadata,
     metadata_attributes,
     to_datetime,
+    trace_attributes,
     usage_details,
 )
 
 _log = logging.getLogger(__name__)
 
-USER_KEY = "langfuse_user_id"
-SESSION_KEY = "langfuse_session_id"
-TAGS_KEY = "langfuse_tags"
 _SPAN = "langfuse.span"  # our key in Run.extra
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-_MAX_ATTR = 200  # Langfuse drops longer user/session/tag values
 _MAX_STATUS = 1000
 _CLASSES: dict[str, Callable[..., Any]] = {
     "generation": LangfuseGeneration, "embedding": LangfuseEmbedding, "tool": LangfuseTool,
@@ -103,18 +102,6 @@ def observation_type(run: Run) -> str:
     if run.is_agent:
         return "agent"
     return "chain"
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
-        return str(value)[:_MAX_ATTR]
-    return None
-
-
-def _lookup(run: Run, key: str) -> Any:
-    # LangChain copies metadata to child runs; the root is the fallback for other adapters.
-    value = run.metadata.get(key)
-    return value if value is not None else run.root.metadata.get(key)
 
 
 def _new_trace_id() -> str:
@@ -296,25 +283,7 @@ class LangfuseSink(Sink):
         return None
 
     def _trace_attributes(self, run: Run) -> dict[str, Any]:
-        user = run.persona if self.persona_as_user and run.persona != UNKNOWN else None
-        user = user or _text(_lookup(run, USER_KEY))
-        session = _text(_lookup(run, SESSION_KEY)) or _text(_lookup(run, THREAD_KEY))
-        tags = [f"workflow:{run.workflow}"] if run.workflow != UNKNOWN else []
-        if run.persona != UNKNOWN:
-            tags.append(f"persona:{run.persona}")
-        extra_tags = _lookup(run, TAGS_KEY)
-        if isinstance(extra_tags, list | tuple):
-            tags.extend(t[:_MAX_ATTR] for t in extra_tags if isinstance(t, str) and t)
-        attributes: dict[str, Any] = {
-            A.TRACE_NAME: run.workflow if run.workflow != UNKNOWN else run.root.name,
-        }
-        if user:
-            attributes[A.TRACE_USER_ID] = user
-        if session:
-            attributes[A.TRACE_SESSION_ID] = session
-        if tags:
-            attributes[A.TRACE_TAGS] = tags
-        return attributes
+        return trace_attributes(run, self.persona_as_user)
 
     def _fields(self, run: Run, kind: str) -> dict[str, Any]:
         llm = kind in ("generation", "embedding")

@@ -38,6 +38,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 _log = logging.getLogger(__name__)
+_SDK_LOG = logging.getLogger("langfuse")
 
 _AS_ROOT = "langfuse.internal.as_root"
 _IS_APP_ROOT = "langfuse.internal.is_app_root"
@@ -71,9 +72,11 @@ class OpenObservation:
 class DirectSpans:
     """Builds finished Langfuse spans for one SDK tracer (see the module doc)."""
 
-    def __init__(self, tracer: Any, processor: Any) -> None:
+    def __init__(self, tracer: Any, processor: Any, emit: Any = None) -> None:
         self._tracer = tracer
         self._processor = processor
+        # The batch queue itself, when on_end provably only filters and queues (see _probe).
+        self._emit = emit
         self._new_span_id = tracer.id_generator.generate_span_id
         limits = tracer._span_limits
         self._max_attributes: int | None = limits.max_span_attributes
@@ -106,7 +109,10 @@ class DirectSpans:
             end_time=end_ns if end_ns is not None else time.time_ns(),
             instrumentation_scope=tracer._instrumentation_scope,
         )
-        self._processor.on_end(span)
+        if self._emit is not None and not _SDK_LOG.isEnabledFor(logging.DEBUG):
+            self._emit(span)
+        else:  # the SDK's debug log describes each span: its own path then
+            self._processor.on_end(span)
 
     def _attributes(self, ordered: dict[str, Any]) -> Any:
         maximum = self._max_attributes
@@ -177,4 +183,11 @@ def _probe(tracer: Any) -> DirectSpans | None:
         return None
     if not callable(tracer._is_enabled) or not callable(tracer.id_generator.generate_span_id):
         return None
-    return DirectSpans(tracer, multi)
+    # LangfuseSpanProcessor.on_end on our spans: the project check and the export filter pass
+    # (scope and key checked above), no app-root state to clean (on_start never ran), then
+    # BatchSpanProcessor.on_end: sampled, so emit. Unless a class in between is changed.
+    emit = getattr(getattr(processor, "_batch_processor", None), "emit", None)
+    plain = (type(processor).on_end is LangfuseSpanProcessor.on_end
+             and LangfuseSpanProcessor.__mro__[1] is BatchSpanProcessor
+             and type(multi).on_end is SynchronousMultiSpanProcessor.on_end)
+    return DirectSpans(tracer, multi, emit if plain and callable(emit) else None)

@@ -13,10 +13,51 @@ from typing import Any
 
 from langfuse import LangfuseOtelSpanAttributes
 
-from hypertool_callbacks.context.runs import Run, Status
+from hypertool_callbacks.context.inference import THREAD_KEY
+from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
 from hypertool_callbacks.events import Usage
 
-_PREFIX = LangfuseOtelSpanAttributes.OBSERVATION_METADATA + "."
+A = LangfuseOtelSpanAttributes
+_PREFIX = A.OBSERVATION_METADATA + "."
+USER_KEY = "langfuse_user_id"
+SESSION_KEY = "langfuse_session_id"
+TAGS_KEY = "langfuse_tags"
+_MAX_ATTR = 200  # Langfuse drops longer user/session/tag values
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+        return str(value)[:_MAX_ATTR]
+    return None
+
+
+def _lookup(run: Run, key: str) -> Any:
+    # LangChain copies metadata to child runs; the root is the fallback for other adapters.
+    value = run.metadata.get(key)
+    return value if value is not None else run.root.metadata.get(key)
+
+
+def trace_attributes(run: Run, persona_as_user: bool) -> dict[str, Any]:
+    """Trace name, user, session and tags: set on every observation, from the run itself."""
+    user = run.persona if persona_as_user and run.persona != UNKNOWN else None
+    user = user or _text(_lookup(run, USER_KEY))
+    session = _text(_lookup(run, SESSION_KEY)) or _text(_lookup(run, THREAD_KEY))
+    tags = [f"workflow:{run.workflow}"] if run.workflow != UNKNOWN else []
+    if run.persona != UNKNOWN:
+        tags.append(f"persona:{run.persona}")
+    extra_tags = _lookup(run, TAGS_KEY)
+    if isinstance(extra_tags, list | tuple):
+        tags.extend(t[:_MAX_ATTR] for t in extra_tags if isinstance(t, str) and t)
+    attributes: dict[str, Any] = {
+        A.TRACE_NAME: run.workflow if run.workflow != UNKNOWN else run.root.name,
+    }
+    if user:
+        attributes[A.TRACE_USER_ID] = user
+    if session:
+        attributes[A.TRACE_SESSION_ID] = session
+    if tags:
+        attributes[A.TRACE_TAGS] = tags
+    return attributes
 
 
 def usage_details(usage: Usage) -> dict[str, int]:
