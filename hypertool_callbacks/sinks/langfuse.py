@@ -61,6 +61,7 @@ from hypertool_callbacks.sinks.langfuse_fields import (
     llm_output,
     metadata,
     metadata_attributes,
+    sdk_json,
     to_datetime,
     trace_attributes,
     usage_details,
@@ -71,6 +72,7 @@ _log = logging.getLogger(__name__)
 _SPAN = "langfuse.span"  # our key in Run.extra
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _MAX_STATUS = 1000
+_JSON_FIELDS = ("usage_details", "cost_details", "model_parameters")
 _CLASSES: dict[str, Callable[..., Any]] = {
     "generation": LangfuseGeneration, "embedding": LangfuseEmbedding, "tool": LangfuseTool,
     "retriever": LangfuseRetriever, "agent": LangfuseAgent, "chain": LangfuseChain,
@@ -249,6 +251,9 @@ class LangfuseSink(Sink):
         assert _ATTRIBUTES is not None
         build = _ATTRIBUTES[0] if kind in ("generation", "embedding") else _ATTRIBUTES[1]
         meta, fields["metadata"] = metadata_attributes(fields["metadata"])
+        for name in _JSON_FIELDS:  # plain dicts as the SDK's JSON text: its encoder is slow
+            if name in fields:
+                fields[name] = sdk_json(fields[name])
         observation = build(observation_type=kind, **fields)
         observation.update(meta)
         environment = getattr(self.client, "_environment", None)

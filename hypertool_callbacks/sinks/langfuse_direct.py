@@ -43,7 +43,7 @@ _SDK_LOG = logging.getLogger("langfuse")
 _AS_ROOT = "langfuse.internal.as_root"
 _IS_APP_ROOT = "langfuse.internal.is_app_root"
 _UNSET = Status(StatusCode.UNSET)
-_PLAIN = (str, bool, int, float)
+_PLAIN = (str, bool, int, float, bytes, NoneType)  # kept as they are, subclasses too
 _MIN_ATTRIBUTES = 16  # below this Langfuse's own limit logic could drop the app-root mark
 
 try:  # the SDK's pieces we check against (private names: a missing one disables this path)
@@ -126,14 +126,15 @@ class DirectSpans:
 
 def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any] | None:
     """``attributes`` as ``BoundedAttributes`` would hold them (lists become tuples), or None
-    when a value needs its full cleaning (or a key is not a non-empty string)."""
+    when a value needs its full cleaning (or a key is not a non-empty string). Its cleaning
+    returns these scalars, str subclasses (LangChain's text accessor) included, unchanged."""
     for key, value in attributes.items():
         if type(key) is not str or not key:
             return None
-        kind = type(value)
-        if kind in _PLAIN or kind is NoneType:
+        if isinstance(value, _PLAIN):
             continue
-        if (kind is list or kind is tuple) and all(type(item) in _PLAIN for item in value):
+        kind = type(value)
+        if (kind is list or kind is tuple) and all(isinstance(item, _PLAIN) for item in value):
             if kind is list:
                 attributes[key] = tuple(value)
             continue

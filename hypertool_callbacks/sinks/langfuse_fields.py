@@ -7,6 +7,8 @@ encoder object; other values still go through the SDK's builder.
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from typing import Any
@@ -58,6 +60,32 @@ def trace_attributes(run: Run, persona_as_user: bool) -> dict[str, Any]:
     if tags:
         attributes[A.TRACE_TAGS] = tags
     return attributes
+
+
+_SAFE_INT = 2**53 - 1  # the SDK's serializer writes larger ints as strings
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-_SAFE_INT <= value <= _SAFE_INT)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in value)
+    return False
+
+
+def sdk_json(value: Any) -> Any:
+    """A flat dict the SDK would serialise (``json.dumps(value, cls=EventSerializer)``), as
+    that text: for exact str keys and plain values its encoder hands ``json.dumps`` an equal
+    dict, so the text is ``json.dumps(value)``. Anything else is returned for the SDK to do."""
+    if type(value) is dict and all(type(key) is str and _plain(item)
+                                   for key, item in value.items()):
+        return json.dumps(value)
+    return value
 
 
 def usage_details(usage: Usage) -> dict[str, int]:
