@@ -195,3 +195,21 @@ def test_clean_attributes_is_bounded_attributes(value: Any) -> None:
     if cleaned is not None:  # None: left to BoundedAttributes itself
         assert cleaned == expected
         assert [type(v) for v in cleaned.values()] == [type(v) for v in expected.values()]
+
+
+def test_a_processor_added_later_still_gets_every_span(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with OTLPReceiver() as receiver:
+        langfuse_env(monkeypatch, receiver.url, timeout="2")
+        sink = lf.LangfuseSink(registry=CollectorRegistry())
+        assert sink._direct is not None and sink._provider is not None
+        memory = InMemorySpanExporter()
+        sink._provider.add_span_processor(SimpleSpanProcessor(memory))
+        handler = HypertoolCallbackHandler(Tracker(Config(), [sink]))
+        (RunnableLambda(lambda q: q, name="prep") | FakeMessagesListChatModel(
+            responses=[reply("x")])).invoke("q", config={"callbacks": [handler]})
+        assert sink.flush(10.0)
+        sink.shutdown(5.0)
+    assert len(_spans(receiver)) == 3
+    assert sorted(span.name for span in memory.get_finished_spans()) == [
+        "FakeMessagesListChatModel", "RunnableSequence", "prep"]

@@ -163,8 +163,9 @@ class LangfuseSink(Sink):
         self._closed = False
         self._warn = RateLimitedLog(_log)
         # Finished spans straight to the SDK's processor, where provably the same (see
-        # langfuse_direct); live SDK spans otherwise.
-        self._direct = probe(self._tracer) if _ATTRIBUTES is not None else None
+        # langfuse_direct), on our own provider only; live SDK spans otherwise.
+        self._direct = (probe(self._tracer) if self._owned and _ATTRIBUTES is not None
+                        else None)
         if self._owned:
             atexit.register(self._at_exit)
 

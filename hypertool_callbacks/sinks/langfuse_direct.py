@@ -77,6 +77,7 @@ class DirectSpans:
         self._processor = processor
         # The batch queue itself, when on_end provably only filters and queues (see _probe).
         self._emit = emit
+        self._processors = processor._span_processors  # replaced when one is added
         self._new_span_id = tracer.id_generator.generate_span_id
         limits = tracer._span_limits
         self._max_attributes: int | None = limits.max_span_attributes
@@ -109,9 +110,10 @@ class DirectSpans:
             end_time=end_ns if end_ns is not None else time.time_ns(),
             instrumentation_scope=tracer._instrumentation_scope,
         )
-        if self._emit is not None and not _SDK_LOG.isEnabledFor(logging.DEBUG):
+        if (self._emit is not None and self._processor._span_processors is self._processors
+                and not _SDK_LOG.isEnabledFor(logging.DEBUG)):
             self._emit(span)
-        else:  # the SDK's debug log describes each span: its own path then
+        else:  # the SDK's debug log describes each span, or a processor was added: theirs
             self._processor.on_end(span)
 
     def _attributes(self, ordered: dict[str, Any]) -> Any:
