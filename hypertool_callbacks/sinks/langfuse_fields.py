@@ -33,25 +33,26 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _lookup(run: Run, key: str) -> Any:
+def _lookup(run: Run, root: Run, key: str) -> Any:
     # LangChain copies metadata to child runs; the root is the fallback for other adapters.
     value = run.metadata.get(key)
-    return value if value is not None else run.root.metadata.get(key)
+    return value if value is not None else root.metadata.get(key)
 
 
 def trace_attributes(run: Run, persona_as_user: bool) -> dict[str, Any]:
     """Trace name, user, session and tags: set on every observation, from the run itself."""
+    root = run.root  # a walk up the tree: once, not per key
     user = run.persona if persona_as_user and run.persona != UNKNOWN else None
-    user = user or _text(_lookup(run, USER_KEY))
-    session = _text(_lookup(run, SESSION_KEY)) or _text(_lookup(run, THREAD_KEY))
+    user = user or _text(_lookup(run, root, USER_KEY))
+    session = _text(_lookup(run, root, SESSION_KEY)) or _text(_lookup(run, root, THREAD_KEY))
     tags = [f"workflow:{run.workflow}"] if run.workflow != UNKNOWN else []
     if run.persona != UNKNOWN:
         tags.append(f"persona:{run.persona}")
-    extra_tags = _lookup(run, TAGS_KEY)
+    extra_tags = _lookup(run, root, TAGS_KEY)
     if isinstance(extra_tags, list | tuple):
         tags.extend(t[:_MAX_ATTR] for t in extra_tags if isinstance(t, str) and t)
     attributes: dict[str, Any] = {
-        A.TRACE_NAME: run.workflow if run.workflow != UNKNOWN else run.root.name,
+        A.TRACE_NAME: run.workflow if run.workflow != UNKNOWN else root.name,
     }
     if user:
         attributes[A.TRACE_USER_ID] = user
