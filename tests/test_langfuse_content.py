@@ -5,18 +5,24 @@ before it is cut. The real Langfuse SDK exports to the local OTLP receiver."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import pytest
+from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
+from langchain_core.prompts import ChatPromptTemplate
 from prometheus_client import CollectorRegistry
 
 from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
 from hypertool_callbacks.config import Config
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.sinks import langfuse as lf
+from hypertool_callbacks.sinks import langfuse_content as content
 from hypertool_callbacks.sinks.langfuse_content import capped
 from tests.fakes import reply
 from tests.otlp_receiver import OTLPReceiver
@@ -113,3 +119,57 @@ def test_capped_keeps_what_fits_and_never_raises() -> None:
     loop: list[Any] = []
     loop.append(loop)
     assert capped(loop, 5).startswith("[[...")  # circular: its repr, cut
+
+
+# -- the serialiser's fast path: the same text as json.dumps with the model_dump fallback -----
+
+def _reference(value: Any) -> str:
+    """Today's text before the fast path: ``json.dumps`` calling ``model_dump()``."""
+    def default(obj: Any) -> Any:
+        dump = getattr(obj, "model_dump", None)
+        return dump() if callable(dump) else content._plain(obj)
+
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=default)
+    except (TypeError, ValueError, RecursionError):
+        return str(value)
+
+
+def _values() -> list[Any]:
+    message = AIMessage("héllo \u2028 \"q\"", id="m-1", usage_metadata={
+        "input_tokens": 1, "output_tokens": 2, "total_tokens": 3})
+    prompt = ChatPromptTemplate.from_messages([("system", "s"), ("user", "{q}")]).invoke(
+        {"q": "ü"})
+    circular: list[Any] = []
+    circular.append(circular)
+    return [message, prompt, [[HumanMessage("q")]], [message, {"m": message}],
+            LLMResult(generations=[[ChatGeneration(message=message)]]),
+            {"a": 1, 2: "b", None: 3.5, True: [1, (2, 3)]}, float("nan"), -0.0, 10**30,
+            {"s": {1}}, b"raw", date(2020, 1, 2), circular, {"k": circular}, "plain", None,
+            Document(page_content="doc", metadata={"source": "x"})]
+
+
+def test_fast_serialiser_writes_the_same_text() -> None:
+    for value in _values():
+        assert content.as_text(value) == _reference(value), value
+
+
+def test_fast_serialiser_in_threads() -> None:
+    values = _values()
+    expected = [_reference(value) for value in values]
+    failures: list[Any] = []
+
+    def work() -> None:
+        for _ in range(200):
+            got = [content.as_text(value) for value in values]
+            if got != expected:
+                failures.append(got)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -117,3 +119,18 @@ def test_metadata_strings_encoded_as_the_sdk_encodes_them() -> None:
     assert {**ours, **_flatten_and_serialize_metadata(rest, "observation")} == (
         _flatten_and_serialize_metadata(values, "observation"))
     assert set(rest) == {"text", "handoff_to", "usage_estimated"}
+
+
+@pytest.mark.parametrize("value", [
+    {"input": 12, "output": 3, "total": 15}, {"input": 0.25, "output": 1e-7, "total": 1.5},
+    {"temperature": 0.2, "stop": ["END", "ü\n"], "max_tokens": None, "stream": True},
+    {"big": 2**53, "small": -(2**53)}, {"edge": 2**53 - 1}, {"nan": float("nan")},
+    {"inf": float("inf")}, {"nested": {"a": 1}}, {"t": ("a", 1)}, {1: "int key"},
+    {"s": Text("sub")}, {"b": b"x"}, {}, None, "text", [1, 2],
+])
+def test_dicts_serialised_as_the_sdk_serialises_them(value: Any) -> None:
+    from langfuse._client.attributes import _serialize
+
+    from hypertool_callbacks.sinks.langfuse_fields import sdk_json
+
+    assert _serialize(sdk_json(value)) == _serialize(value)

@@ -45,32 +45,34 @@ from prometheus_client import CollectorRegistry
 
 from hypertool_callbacks import semconv as sc
 from hypertool_callbacks.config import Config
-from hypertool_callbacks.context.inference import THREAD_KEY
-from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
+from hypertool_callbacks.context.runs import Run, Status
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind
 from hypertool_callbacks.safety import RateLimitedLog
 from hypertool_callbacks.sinks.langfuse_content import capped, text_mask
+from hypertool_callbacks.sinks.langfuse_direct import OpenObservation, probe
 from hypertool_callbacks.sinks.langfuse_env import LANGFUSE_NO_KEYS, keys_configured
 from hypertool_callbacks.sinks.langfuse_export import connect, run_bounded
+from hypertool_callbacks.sinks.langfuse_fields import SESSION_KEY as SESSION_KEY
+from hypertool_callbacks.sinks.langfuse_fields import TAGS_KEY as TAGS_KEY
+from hypertool_callbacks.sinks.langfuse_fields import USER_KEY as USER_KEY
 from hypertool_callbacks.sinks.langfuse_fields import (
     llm_input,
     llm_output,
     metadata,
     metadata_attributes,
+    sdk_json,
     to_datetime,
+    trace_attributes,
     usage_details,
 )
 
 _log = logging.getLogger(__name__)
 
-USER_KEY = "langfuse_user_id"
-SESSION_KEY = "langfuse_session_id"
-TAGS_KEY = "langfuse_tags"
 _SPAN = "langfuse.span"  # our key in Run.extra
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-_MAX_ATTR = 200  # Langfuse drops longer user/session/tag values
 _MAX_STATUS = 1000
+_JSON_FIELDS = ("usage_details", "cost_details", "model_parameters")
 _CLASSES: dict[str, Callable[..., Any]] = {
     "generation": LangfuseGeneration, "embedding": LangfuseEmbedding, "tool": LangfuseTool,
     "retriever": LangfuseRetriever, "agent": LangfuseAgent, "chain": LangfuseChain,
@@ -102,18 +104,6 @@ def observation_type(run: Run) -> str:
     if run.is_agent:
         return "agent"
     return "chain"
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
-        return str(value)[:_MAX_ATTR]
-    return None
-
-
-def _lookup(run: Run, key: str) -> Any:
-    # LangChain copies metadata to child runs; the root is the fallback for other adapters.
-    value = run.metadata.get(key)
-    return value if value is not None else run.root.metadata.get(key)
 
 
 def _new_trace_id() -> str:
@@ -172,6 +162,10 @@ class LangfuseSink(Sink):
         self.flush_timeout = flush_timeout
         self._closed = False
         self._warn = RateLimitedLog(_log)
+        # Finished spans straight to the SDK's processor, where provably the same (see
+        # langfuse_direct), on our own provider only; live SDK spans otherwise.
+        self._direct = (probe(self._tracer) if self._owned and _ATTRIBUTES is not None
+                        else None)
         if self._owned:
             atexit.register(self._at_exit)
 
@@ -186,8 +180,17 @@ class LangfuseSink(Sink):
         if run.trace_id is None:
             run.trace_id = root.trace_id
         parent = self._parent_span(run)
+        if self._direct is not None:
+            if isinstance(parent, OpenObservation):
+                observation = self._direct.start(parent.context, root=False)
+            else:
+                remote = self._trace_parent(root.trace_id).get_span_context()
+                observation = self._direct.start(remote, root=True)
+            if observation is not None:
+                run.extra[_SPAN] = observation
+            return
         attributes: dict[str, Any] = {}
-        if parent is None:
+        if not isinstance(parent, trace.Span):  # None (direct mode is for the sink's life)
             parent = self._trace_parent(root.trace_id)
             attributes[A.AS_ROOT] = True
         # A fresh context: the app's current span and baggage must not leak in.
@@ -199,6 +202,9 @@ class LangfuseSink(Sink):
     def on_run_end(self, run: Run) -> None:
         span = run.extra.pop(_SPAN, None)
         if span is None or self._closed:
+            return
+        if isinstance(span, OpenObservation):
+            self._end_direct(run, span)
             return
         try:
             # Set at the end: a graph run learns its agent persona after it started.
@@ -214,14 +220,41 @@ class LangfuseSink(Sink):
             # End it even if filling it failed: an unended span is never exported.
             span.end(end_time=run.end_ns)
 
+    def _end_direct(self, run: Run, observation: OpenObservation) -> None:
+        assert self._direct is not None
+        attributes: dict[str, Any] = {}
+        status = None
+        try:
+            attributes = self._trace_attributes(run)
+            kind = observation_type(run)
+            fields = self._fields(run, kind)
+            attributes = self._observation_attributes(kind, fields, attributes)
+            if fields.get("level") == "ERROR":
+                status = trace.Status(trace.StatusCode.ERROR, fields.get("status_message"))
+        except Exception:
+            attributes = {}  # as a live span that failed to fill: ended with what it had
+            raise
+        finally:
+            self._direct.end(observation, run.name, run.start_ns, run.end_ns, attributes,
+                             status)
+
     def _observation(self, span: trace.Span, kind: str, fields: dict[str, Any],
                      attributes: dict[str, Any]) -> None:
-        """The attributes the SDK's observation wrapper would set, set at once. The wrapper
+        span.set_attributes(self._observation_attributes(kind, fields, attributes))
+        if fields.get("level") == "ERROR":
+            span.set_status(trace.Status(trace.StatusCode.ERROR, fields.get("status_message")))
+
+    def _observation_attributes(self, kind: str, fields: dict[str, Any],
+                                attributes: dict[str, Any]) -> dict[str, Any]:
+        """The attributes the SDK's observation wrapper would set, at once. The wrapper
         itself also scans every value for media and re-serialises it, which costs more than
         the rest of the run's bookkeeping; our input/output are already capped strings."""
         assert _ATTRIBUTES is not None
         build = _ATTRIBUTES[0] if kind in ("generation", "embedding") else _ATTRIBUTES[1]
         meta, fields["metadata"] = metadata_attributes(fields["metadata"])
+        for name in _JSON_FIELDS:  # plain dicts as the SDK's JSON text: its encoder is slow
+            if name in fields:
+                fields[name] = sdk_json(fields[name])
         observation = build(observation_type=kind, **fields)
         observation.update(meta)
         environment = getattr(self.client, "_environment", None)
@@ -231,9 +264,7 @@ class LangfuseSink(Sink):
         if release:
             attributes[A.RELEASE] = release
         attributes.update(observation)
-        span.set_attributes(attributes)
-        if fields.get("level") == "ERROR":
-            span.set_status(trace.Status(trace.StatusCode.ERROR, fields.get("status_message")))
+        return attributes
 
     def _trace_parent(self, trace_id: str) -> trace.Span:
         """The SDK's own way to start a trace with a given id: a sampled, non-recording parent
@@ -248,35 +279,17 @@ class LangfuseSink(Sink):
         return trace.NonRecordingSpan(remote)
 
     @staticmethod
-    def _parent_span(run: Run) -> trace.Span | None:
+    def _parent_span(run: Run) -> trace.Span | OpenObservation | None:
         ancestor = run.parent
         while ancestor is not None:
             span = ancestor.extra.get(_SPAN)
-            if isinstance(span, trace.Span):
+            if isinstance(span, trace.Span | OpenObservation):
                 return span
             ancestor = ancestor.parent
         return None
 
     def _trace_attributes(self, run: Run) -> dict[str, Any]:
-        user = run.persona if self.persona_as_user and run.persona != UNKNOWN else None
-        user = user or _text(_lookup(run, USER_KEY))
-        session = _text(_lookup(run, SESSION_KEY)) or _text(_lookup(run, THREAD_KEY))
-        tags = [f"workflow:{run.workflow}"] if run.workflow != UNKNOWN else []
-        if run.persona != UNKNOWN:
-            tags.append(f"persona:{run.persona}")
-        extra_tags = _lookup(run, TAGS_KEY)
-        if isinstance(extra_tags, list | tuple):
-            tags.extend(t[:_MAX_ATTR] for t in extra_tags if isinstance(t, str) and t)
-        attributes: dict[str, Any] = {
-            A.TRACE_NAME: run.workflow if run.workflow != UNKNOWN else run.root.name,
-        }
-        if user:
-            attributes[A.TRACE_USER_ID] = user
-        if session:
-            attributes[A.TRACE_SESSION_ID] = session
-        if tags:
-            attributes[A.TRACE_TAGS] = tags
-        return attributes
+        return trace_attributes(run, self.persona_as_user)
 
     def _fields(self, run: Run, kind: str) -> dict[str, Any]:
         llm = kind in ("generation", "embedding")

@@ -12,8 +12,12 @@ import dataclasses
 import datetime
 import enum
 import json
+import threading
 from collections.abc import Callable
+from json.encoder import encode_basestring
 from typing import Any
+
+from pydantic import BaseModel
 
 MARKER = "...[truncated by hypertool: {total} chars, first {kept} kept]"
 
@@ -21,6 +25,10 @@ MARKER = "...[truncated by hypertool: {total} chars, first {kept} kept]"
 def _plain(value: Any) -> Any:
     """``json.dumps`` fallback for what it cannot encode: close to the SDK's own serializer
     (pydantic models, LangChain messages and documents as their fields)."""
+    kind = type(value)
+    if getattr(kind, "model_dump", None) is _MODEL_DUMP:
+        # model_dump() itself, without its Python frame: the same serializer and defaults.
+        return kind.__pydantic_serializer__.to_python(value, mode="python")
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return dump()
@@ -37,12 +45,37 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+_MODEL_DUMP = BaseModel.model_dump
+c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # CPython's C scanner
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=_plain)
+_local = threading.local()
+
+
+def _encode(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, default=_plain)``. That builds an encoder and
+    its C scanner per call (non-default arguments); the scanner ``JSONEncoder.iterencode``
+    builds is kept here per thread instead (its circular-reference marks are per call, so
+    never shared), and rebuilt after a failure, which may leave marks behind."""
+    scan = getattr(_local, "scan", None)
+    if scan is None:
+        if c_make_encoder is None:  # pragma: no cover - no C accelerator: the plain way
+            return _ENCODER.encode(value)
+        scan = _local.scan = c_make_encoder(
+            {}, _plain, encode_basestring, None, _ENCODER.key_separator,
+            _ENCODER.item_separator, False, False, True)
+    try:
+        return "".join(scan(value, 0))
+    except BaseException:
+        _local.scan = None
+        raise
+
+
 def as_text(value: Any) -> str:
     """The JSON text of ``value`` (a string stays itself)."""
     if isinstance(value, str):
         return value
     try:
-        return json.dumps(value, ensure_ascii=False, default=_plain)
+        return _encode(value)
     except (TypeError, ValueError, RecursionError):  # circular, or a model_dump that fails
         return str(value)
 

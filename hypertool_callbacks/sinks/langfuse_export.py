@@ -35,6 +35,7 @@ from hypertool_callbacks import catalog
 from hypertool_callbacks.errors import ConfigError
 from hypertool_callbacks.safety import RateLimitedLog
 from hypertool_callbacks.sinks.langfuse_env import ENV_PUBLIC_KEY, ENV_SECRET_KEY
+from hypertool_callbacks.sinks.langfuse_media import skip_unneeded_media_checks
 from hypertool_callbacks.sinks.langfuse_wire import WireSpanExporter
 from hypertool_callbacks.sinks.prometheus import build_metrics
 
@@ -214,6 +215,8 @@ def connect(
     tracer = getattr(client, "_otel_tracer", None)  # private in 5.x: checked, not assumed
     if tracer is None or not hasattr(tracer, "start_span"):
         raise ConfigError(f"unsupported Langfuse SDK {langfuse_version}: client has no tracer")
+    for processor in getattr(provider._active_span_processor, "_span_processors", ()):
+        skip_unneeded_media_checks(processor)  # only on the provider we made
     return Connection(client, provider, tracer)
 
 

@@ -7,16 +7,86 @@ encoder object; other values still go through the SDK's builder.
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from typing import Any
 
 from langfuse import LangfuseOtelSpanAttributes
 
-from hypertool_callbacks.context.runs import Run, Status
+from hypertool_callbacks.context.inference import THREAD_KEY
+from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
 from hypertool_callbacks.events import Usage
 
-_PREFIX = LangfuseOtelSpanAttributes.OBSERVATION_METADATA + "."
+A = LangfuseOtelSpanAttributes
+_PREFIX = A.OBSERVATION_METADATA + "."
+USER_KEY = "langfuse_user_id"
+SESSION_KEY = "langfuse_session_id"
+TAGS_KEY = "langfuse_tags"
+_MAX_ATTR = 200  # Langfuse drops longer user/session/tag values
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+        return str(value)[:_MAX_ATTR]
+    return None
+
+
+def _lookup(run: Run, root: Run, key: str) -> Any:
+    # LangChain copies metadata to child runs; the root is the fallback for other adapters.
+    value = run.metadata.get(key)
+    return value if value is not None else root.metadata.get(key)
+
+
+def trace_attributes(run: Run, persona_as_user: bool) -> dict[str, Any]:
+    """Trace name, user, session and tags: set on every observation, from the run itself."""
+    root = run.root  # a walk up the tree: once, not per key
+    user = run.persona if persona_as_user and run.persona != UNKNOWN else None
+    user = user or _text(_lookup(run, root, USER_KEY))
+    session = _text(_lookup(run, root, SESSION_KEY)) or _text(_lookup(run, root, THREAD_KEY))
+    tags = [f"workflow:{run.workflow}"] if run.workflow != UNKNOWN else []
+    if run.persona != UNKNOWN:
+        tags.append(f"persona:{run.persona}")
+    extra_tags = _lookup(run, root, TAGS_KEY)
+    if isinstance(extra_tags, list | tuple):
+        tags.extend(t[:_MAX_ATTR] for t in extra_tags if isinstance(t, str) and t)
+    attributes: dict[str, Any] = {
+        A.TRACE_NAME: run.workflow if run.workflow != UNKNOWN else root.name,
+    }
+    if user:
+        attributes[A.TRACE_USER_ID] = user
+    if session:
+        attributes[A.TRACE_SESSION_ID] = session
+    if tags:
+        attributes[A.TRACE_TAGS] = tags
+    return attributes
+
+
+_SAFE_INT = 2**53 - 1  # the SDK's serializer writes larger ints as strings
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-_SAFE_INT <= value <= _SAFE_INT)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in value)
+    return False
+
+
+def sdk_json(value: Any) -> Any:
+    """A flat dict the SDK would serialise (``json.dumps(value, cls=EventSerializer)``), as
+    that text: for exact str keys and plain values its encoder hands ``json.dumps`` an equal
+    dict, so the text is ``json.dumps(value)``. Anything else is returned for the SDK to do."""
+    if type(value) is dict and all(type(key) is str and _plain(item)
+                                   for key, item in value.items()):
+        return json.dumps(value)
+    return value
 
 
 def usage_details(usage: Usage) -> dict[str, int]:

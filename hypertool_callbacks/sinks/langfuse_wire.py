@@ -86,8 +86,26 @@ class WireEncoder:
 
     def __init__(self) -> None:
         self._pairs: dict[tuple[str, Any], bytes] = {}
+        self._keys: dict[str, bytes] = {}  # KeyValue.key fields
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, bytes]] = {}
+
+    def _long_text(self, key: str, value: str) -> list[bytes]:
+        """The KeyValue field of content (too long to cache), as pieces to join once: the
+        content's bytes are copied once, not once per nesting level."""
+        key_field = self._keys.get(key)
+        if key_field is None:
+            if len(self._keys) >= _CACHE_MAX:
+                self._keys.clear()
+            key_field = self._keys[key] = _field(0x0A, key.encode("utf-8"))
+        data = str.encode(value, "utf-8")
+        size = len(data)
+        text_size = _varint(size)
+        any_size = 1 + len(text_size) + size  # AnyValue{string_value}
+        any_size_bytes = _varint(any_size)
+        pair_size = len(key_field) + 1 + len(any_size_bytes) + any_size
+        return [b"\x4a", _varint(pair_size), key_field, b"\x12", any_size_bytes, b"\x0a",
+                text_size, data]
 
     def _attribute(self, key: str, value: Any) -> bytes:
         # Exact strings and tuples of them only: (1,) == (True,) would share an entry.
@@ -130,8 +148,17 @@ class WireEncoder:
             parts.append(b"\x41" + struct.pack("<Q", span.end_time))
         attributes = span.attributes
         if attributes:
-            attribute = self._attribute
-            parts.extend(attribute(key, value) for key, value in attributes.items())
+            attribute, pairs = self._attribute, self._pairs
+            for key, value in attributes.items():
+                if type(value) is str:
+                    if len(value) > _CACHE_VALUE_MAX:
+                        parts.extend(self._long_text(key, value))
+                        continue
+                    found = pairs.get((key, value))
+                    if found is not None:
+                        parts.append(found)
+                        continue
+                parts.append(attribute(key, value))
         status = span.status
         if status is not None:
             body = b""
