@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -227,11 +227,21 @@ def profile(args: argparse.Namespace, url: str | None) -> None:
     case.exit()
 
 
-def start_receiver() -> tuple[subprocess.Popen[str], str]:
+@contextlib.contextmanager
+def receiving(needed: bool = True) -> Iterator[str | None]:
+    """A local OTLP receiver (receiver.py) in another process while inside: its URL, or None
+    when not ``needed``."""
+    if not needed:
+        yield None
+        return
     process = subprocess.Popen([sys.executable, str(HERE / "receiver.py")],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    return process, process.stdout.readline().strip()
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.stdin.close()
+        process.wait(10)
 
 
 def main() -> None:
@@ -258,8 +268,7 @@ def main() -> None:
         cachegrind_worker(args)
         return
     configs = available(args.configs)
-    receiver, url = (start_receiver() if NEEDS_RECEIVER & set(configs) else (None, None))
-    try:
+    with receiving(bool(NEEDS_RECEIVER & set(configs))) as url:
         if args.profile:
             profile(args, url)
             return
@@ -274,11 +283,6 @@ def main() -> None:
             for workload in args.workloads:
                 n = args.n if workload == "chain" else max(1, args.n // 5)
                 micros[workload] = time_configs(workload, configs, url, args.rounds, n)
-    finally:
-        if receiver is not None:
-            assert receiver.stdin is not None
-            receiver.stdin.close()
-            receiver.wait(10)
     report = "\n\n".join([*(table(w, configs, instr, micros.get(w, {}))
                             for w in args.workloads), f"Machine: {machine()}."])
     print(report)

@@ -71,15 +71,11 @@ def main() -> None:
     if args.cachegrind_worker:
         bench.cachegrind_worker(args)
         return
-    receiver, url = bench.start_receiver()
-    try:
+    with bench.receiving() as url:
+        assert url is not None
         worker_args = ["--workloads", *args.workloads, "--configs", *args.configs,
                        "--url", url]
         counts = cachegrind.per_operation(Path(__file__), worker_args, bench.LENGTHS)
-    finally:
-        assert receiver.stdin is not None
-        receiver.stdin.close()
-        receiver.wait(10)
     for workload in args.workloads:
         none = counts.get((workload, "none"), 0.0)
         floor = counts.get((workload, "noop"), 0.0) - none
