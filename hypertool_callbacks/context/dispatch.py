@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from hypertool_callbacks.clock import Clock
-from hypertool_callbacks.context.sink import Sink, never_needs_run
+from hypertool_callbacks.context.runs import Run
+from hypertool_callbacks.context.sink import Sink, never_needs_run, takes_every_tree
 from hypertool_callbacks.safety import RateLimitedLog
 
 _log = logging.getLogger(__name__)
@@ -25,47 +26,104 @@ Note = tuple[str, Any]
 _Listeners = list[tuple[Sink, Callable[[Any], None]]]
 
 
+class Table:
+    """Per sink method, the sinks of one set that implement it (not the base no-op).
+
+    ``skips``: the ids of the sinks left out (those that declined a run tree). A table goes
+    ``stale`` when the dispatcher's sinks change; notify() then uses a fresh one."""
+
+    def __init__(self, sinks: list[Sink], skips: tuple[int, ...] = ()) -> None:
+        self.sinks = [sink for sink in sinks if id(sink) not in skips]
+        self.skips = skips
+        self.stale = False
+        self.by_method: dict[str, _Listeners] = {}
+        self.hears_starts = bool(self.listeners("on_run_start"))
+
+    def listeners(self, method: str) -> _Listeners:
+        found = self.by_method.get(method)
+        if found is None:
+            base = getattr(Sink, method)
+            bound = [(sink, getattr(sink, method)) for sink in self.sinks]
+            found = [(sink, fn) for sink, fn in bound
+                     if getattr(fn, "__func__", None) is not base]
+            self.by_method[method] = found
+        return found
+
+
 class Dispatcher:
-    """The sinks, and per sink method the ones that implement it (not the base no-op)."""
+    """The sinks, and per sink method the ones that implement it.
+
+    A sink may decline a whole run tree when its root starts (``Sink.takes_tree``): the
+    runs of that tree carry a table without it (``Run.table``), so their notes skip it."""
 
     def __init__(self, sinks: Iterable[Sink], strict: bool, warn: RateLimitedLog) -> None:
         self.strict = strict
         self._warn = warn
+        self._all = Table([])
+        self._without: dict[tuple[int, ...], Table] = {}
         self.replace(list(sinks))
 
     def replace(self, sinks: list[Sink]) -> None:
         """Use ``sinks`` from now on (a new list: a notify running elsewhere keeps the old)."""
+        for old in (self._all, *self._without.values()):
+            old.stale = True
         self.sinks: list[Sink] = sinks
-        self._table: dict[str, _Listeners] = {}
+        self._all = Table(sinks)
+        # Tables without the sinks that declined a tree, by those sinks' ids.
+        self._without = {}
         # What the hot path asks per run: the needs_run of the sinks that may need a folded
-        # run, and whether anyone hears run starts.
+        # run, whether anyone hears run starts, who may decline a tree.
         self.run_watchers = [sink.needs_run for sink in sinks
                              if getattr(type(sink), "needs_run", None) is not never_needs_run]
-        self.hears_starts = bool(self._listeners("on_run_start"))
+        self.hears_starts = self._all.hears_starts
+        self._tree_checks = [sink for sink in sinks
+                             if getattr(type(sink), "takes_tree", None) is not takes_every_tree]
 
-    def _listeners(self, method: str) -> _Listeners:
-        base = getattr(Sink, method)
-        bound = [(sink, getattr(sink, method)) for sink in self.sinks]
-        found = [(sink, fn) for sink, fn in bound if getattr(fn, "__func__", None) is not base]
-        self._table[method] = found
-        return found
+    def table_for(self, root: Run) -> Table:
+        """The table for the tree ``root`` starts: without the sinks that decline it. A sink
+        whose check raises takes the tree (its failure is counted like any sink's)."""
+        if not self._tree_checks:
+            return self._all
+        skips: list[int] = []
+        for sink in self._tree_checks:
+            try:
+                if not sink.takes_tree(root):
+                    skips.append(id(sink))
+            except Exception as exc:
+                self._failed(sink, "takes_tree", exc)
+        return self._table(tuple(skips))
 
-    def notify(self, notes: list[Note]) -> None:
-        table = self._table
+    def _table(self, skips: tuple[int, ...]) -> Table:
+        if not skips:
+            return self._all
+        table = self._without.get(skips)
+        if table is None:
+            table = self._without[skips] = Table(self.sinks, skips)
+        return table
+
+    def notify(self, notes: list[Note], table: Table | None = None) -> None:
+        if table is None:
+            table = self._all
+        elif table.stale:  # sinks were added or removed since the tree started
+            table = self._table(table.skips)
+        by_method = table.by_method
         for method, arg in notes:
-            listeners = table.get(method)
+            listeners = by_method.get(method)
             if listeners is None:
-                listeners = self._listeners(method)
+                listeners = table.listeners(method)
             for sink, handler in listeners:
                 try:
                     handler(arg)
                 except Exception as exc:
-                    if self.strict:
-                        raise
-                    self._warn.warning(f"sink:{sink.name}:{method}",
-                                       "hypertool sink %s failed in %s: %r", sink.name, method, exc)
-                    if method != "on_internal_error":
-                        self.notify([("on_internal_error", f"sink:{sink.name}")])
+                    self._failed(sink, method, exc)
+
+    def _failed(self, sink: Sink, method: str, exc: Exception) -> None:
+        if self.strict:
+            raise exc
+        self._warn.warning(f"sink:{sink.name}:{method}",
+                           "hypertool sink %s failed in %s: %r", sink.name, method, exc)
+        if method != "on_internal_error":
+            self.notify([("on_internal_error", f"sink:{sink.name}")])
 
 
 def close_all(sinks: list[Sink], timeout: float, clock: Clock, warn: RateLimitedLog) -> None:

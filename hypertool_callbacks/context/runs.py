@@ -11,6 +11,7 @@ from hypertool_callbacks.events import RunId, RunKind, Usage
 
 if TYPE_CHECKING:
     from hypertool_callbacks.context.cost import Cost
+    from hypertool_callbacks.context.dispatch import Table
 
 UNKNOWN = "unknown"
 
@@ -56,6 +57,10 @@ class Run:
     provider: str | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
     system_prompt: str | None = None
+    # The tracker's dispatch table for this run's tree: without the sinks that declined it
+    # (Sink.takes_tree); a root's is set once its tree's sinks are known.
+    table: Table | None = None
+    trace_id: str | None = None  # the parent's until a sink names this run's own
     requested_by: str | None = None  # tool runs: persona of the LLM call that asked for it
     # Resolved once at start (see context.inference).
     persona: str = UNKNOWN
@@ -88,7 +93,6 @@ class Run:
     unpriced: bool = False
     gate_result: str | None = None
     handoff_to: tuple[str, ...] = ()  # the agents (nodes) this run handed off to
-    trace_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -26,8 +26,21 @@ def never_needs_run(sink: Sink, parent: Run) -> bool:
     return False
 
 
+def takes_every_tree(sink: Sink, root: Run) -> bool:
+    """``takes_tree`` of a sink that wants every run: the tracker knows it by identity and
+    does not ask."""
+    return True
+
+
 class Sink:
     name = "sink"
+
+    takes_tree = takes_every_tree
+    """``takes_tree(root)``: asked once when a root run starts (resolved, before its
+    ``on_run_start``): False and this sink gets no note caused by any run of that tree (run
+    start/end, first token, switches, stints, gates...). For a sink that would ignore the whole
+    tree anyway, e.g. an OTel sink with no recording provider. Runs evicted or ended at
+    shutdown still reach every sink."""
 
     def needs_run(self, parent: Run) -> bool:
         """Whether this sink needs to see a child of ``parent`` that adds nothing to it (a

@@ -168,10 +168,16 @@ class Tracker:
                 self._sweep(now_ns, now, notes)
         finally:
             self._lock.release()
-        if run is not None and self._dispatch.hears_starts:
+        if run is None:
+            self._notify(notes)
+            return
+        table = run.table
+        if table is None:  # a root (children inherit): outside the lock, sinks may look around
+            table = run.table = self._dispatch.table_for(run)
+        if table.hears_starts:
             notes.insert(0, ("on_run_start", run))
-        self._notify(notes)
-        if spent is not None and run is not None:
+        self._notify(notes, table)
+        if spent is not None:
             refusal = CostBudgetExceeded if spent.unit == "usd" else TokenBudgetExceeded
             error = refusal(spent.persona, spent.limit, spent.used)
             self.end(RunEnd(run.run_id, error=error))
@@ -200,9 +206,12 @@ class Tracker:
                 self._sweep(now_ns, now, notes)
         finally:
             self._lock.release()
-        if run is not None and run.usage is not None and not run.usage_in_child:
+        if run is None:
+            self._notify(notes)
+            return
+        if run.usage is not None and not run.usage_in_child:
             self._price(run, run.usage, now, notes)
-        self._notify(notes)
+        self._notify(notes, run.table)
 
     def first_token(self, run_id: RunId) -> None:
         self._lock.acquire()
@@ -214,7 +223,7 @@ class Tracker:
             run.first_token_ns = self.clock.wall_ns()
         finally:
             self._lock.release()
-        self._notify([("on_first_token", run)])
+        self._notify([("on_first_token", run)], run.table)
 
     def get_run(self, run_id: RunId) -> Run | None:
         self._lock.acquire()
@@ -295,11 +304,13 @@ class Tracker:
     def _new_run(self, run_id: RunId, event: RunStart, parent: Run | None, now_ns: int,
                  now: float) -> Run:
         kind = event.kind
-        # Positional: matching 13 keywords against Run's 45 parameters costs a third of
+        # A child starts with its parent's dispatch table and trace id.
+        table, trace_id = (None, None) if parent is None else (parent.table, parent.trace_id)
+        # Positional: matching 15 keywords against Run's 46 parameters costs a third of
         # building it. The order is Run's field order.
         run = Run(run_id, parent, kind, clean(event.name) or str(kind), event.tags,
                   event.metadata, now_ns, now, event.inputs, event.model, event.provider,
-                  event.parameters, event.system_prompt)
+                  event.parameters, event.system_prompt, table, trace_id)
         if kind is _TOOL:
             run.requested_by = self._executions.requester(event.tool_call_id, parent)
         self.resolver.resolve(run, parent)
