@@ -6,7 +6,8 @@ import pytest
 from langgraph.types import Command, Send
 from prometheus_client import CollectorRegistry
 
-from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler, handoff_targets
+from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
+from hypertool_callbacks.adapters.langchain_results import handoff_targets
 from tests.agents import fan_out_desk, fan_out_team
 from tests.test_multiagent import MakeTracker, expected_tokens, handoffs, run, switches, tokens
 
