@@ -16,10 +16,12 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from prometheus_client import CollectorRegistry
 
 from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
+from hypertool_callbacks.clock import ManualClock
 from hypertool_callbacks.context.records import PersonaStint, PersonaSwitch
 from hypertool_callbacks.context.runs import Run
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.context.tracker import Tracker
+from hypertool_callbacks.events import RunKind, RunStart
 from hypertool_callbacks.sinks.otel import OtelSink
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.fakes import reply
@@ -167,3 +169,19 @@ def test_otel_without_recording_provider_hears_no_run_and_runs_keep_the_apps_tra
     expected = format(app_trace, "032x")
     assert {traces["quiet", name] for name in ("quiet", LLM_RUN, "after")} == {expected}
     assert {trace_id for (tree, _), trace_id in traces.items() if tree == "untraced"} == {None}
+
+
+def test_runs_evicted_while_a_declined_tree_runs_still_reach_the_sink(
+    make_tracker: Callable[..., Tracker], clock: ManualClock
+) -> None:
+    spy = Spy(declines=("quiet",))
+    tracker = make_tracker(sinks=[spy], clock=clock, run_ttl_seconds=60)
+    tracker.start(RunStart("never-ends", None, RunKind.CHAIN, "loud"))
+    clock.advance(61)
+
+    tracker.start(RunStart("quiet-root", None, RunKind.CHAIN, "quiet"))  # sweeps "loud"
+    clock.advance(61)
+    tracker.start(RunStart("quiet-child", "quiet-root", RunKind.LLM, "llm"))  # and "quiet"
+
+    assert spy.heard == [("start", "loud", "loud"), ("end", "loud", "loud"),
+                         ("end", "quiet", "quiet")]

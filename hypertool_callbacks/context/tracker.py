@@ -164,10 +164,12 @@ class Tracker:
                                          notes)
                 if (kind is _LLM or kind is _TOOL) and not self._hint.done:
                     self._hint.call(run.persona == UNKNOWN)
-            if now >= self._next_sweep or len(live) > self._max_runs:
-                self._sweep(now_ns, now, notes)
+            swept = (self._sweep(now_ns, now)
+                     if now >= self._next_sweep or len(live) > self._max_runs else None)
         finally:
             self._lock.release()
+        if swept:  # runs of any tree: every sink hears them
+            self._notify(swept)
         if run is None:
             self._notify(notes)
             return
@@ -202,10 +204,11 @@ class Tracker:
                     notes.append(("on_internal_error", "tracker.finish"))
                     if ("on_run_end", run) not in notes:  # sinks must still close it
                         notes.append(("on_run_end", run))
-            if now >= self._next_sweep:
-                self._sweep(now_ns, now, notes)
+            swept = self._sweep(now_ns, now) if now >= self._next_sweep else None
         finally:
             self._lock.release()
+        if swept:
+            self._notify(swept)
         if run is None:
             self._notify(notes)
             return
@@ -395,11 +398,11 @@ class Tracker:
                 self.budgets.end_execution(root.execution)
                 self.cost_budgets.end_execution(root.execution)
 
-    def _sweep(self, now_ns: int, now: float, notes: list[Note]) -> None:
+    def _sweep(self, now_ns: int, now: float) -> list[Note]:
         """Evict what is due (checked inline by start/end: due every interval, or past the
         size bound)."""
         self._next_sweep = now + self._sweep_interval
-        notes.extend(self._evict(now_ns, now))
+        return self._evict(now_ns, now)
 
     def _evict(self, now_ns: int, now: float, everything: bool = False) -> list[Note]:
         notes: list[Note] = []
