@@ -49,7 +49,7 @@ from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.events import RunEnd, RunKind, RunStart
 from hypertool_callbacks.sinks.otel import OtelSink
-from hypertool_callbacks.sinks.otel_direct import DirectSpan, probe
+from hypertool_callbacks.sinks.otel_direct import DirectSpan
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.fakes import StreamingFake, reply
 from tests.test_otel_spans import _team
@@ -351,77 +351,3 @@ def test_other_setups(setup: Setup) -> None:
 def test_an_unsampled_parent_records_nothing_but_names_the_trace() -> None:
     live = _assert_same(_remote("00"), Setup())
     assert live.spans == [] and {tid for _, tid in live.trace_ids} == {TRACE}
-
-
-# -- the span itself --------------------------------------------------------------------------
-
-class _Shown:
-    def __str__(self) -> str:
-        return "shown"
-
-
-def _operations(span: trace.Span, hostile: bool) -> None:
-    span.set_attributes({"a": 1, "list": ["x", "y"], "b": "two"})
-    span.set_attribute("a", 1.5)  # moves to the end
-    span.set_attributes({"none": None, "f": 2.5, "t": ("u",)})
-    if hostile:  # values only BoundedAttributes' own cleaning gets right
-        span.set_attributes({"obj": _Shown(), "nested": [["deep"]]})
-    span.set_attributes({"b": True})
-    span.add_event("e1", {"k": "v", "n": [1, 2]}, timestamp=5)
-    span.add_event("e2", timestamp=6)
-    span.set_status(trace.Status(trace.StatusCode.UNSET))  # ignored
-    span.set_status(trace.StatusCode.ERROR, "first")
-    span.set_status(trace.Status(trace.StatusCode.OK))
-    span.set_status(trace.Status(trace.StatusCode.ERROR, "after ok: ignored"))
-    span.update_name("renamed")
-    span.record_exception(ValueError("bad"), {"extra": "x"}, timestamp=7)
-    span.end(end_time=9)
-
-
-@pytest.mark.parametrize(("limits", "hostile"), [
-    (None, False), (None, True), (SpanLimits(max_span_attributes=4), False)])
-def test_every_span_operation_matches_the_sdk(limits: SpanLimits | None, hostile: bool) -> None:
-    described = []
-    for direct in (False, True):
-        exporter = InMemorySpanExporter()
-        provider = TracerProvider(id_generator=CountingIds(), span_limits=limits,
-                                  shutdown_on_exit=False)
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        tracer = provider.get_tracer("t")
-        parent = trace.INVALID_SPAN_CONTEXT
-        if direct:
-            opened = probe(tracer).start(  # type: ignore[union-attr]
-                "span", parent, trace.SpanKind.CLIENT, {"s": "start", "l": ["a"]}, 3)
-            assert isinstance(opened, DirectSpan)
-            span: trace.Span = opened
-        else:
-            span = tracer.start_span("span", kind=trace.SpanKind.CLIENT, start_time=3,
-                                     attributes={"s": "start", "l": ["a"]})
-        _operations(span, hostile)
-        described.append([_describe(s) for s in exporter.get_finished_spans()])
-    assert described[0] == described[1]
-
-
-def test_probe_refuses_what_it_cannot_reproduce(monkeypatch: pytest.MonkeyPatch) -> None:
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-    assert probe(provider.get_tracer("t")) is not None
-    assert probe(trace.NoOpTracer()) is None
-    assert probe(TracerProvider(sampler=StaticSampler(Decision.RECORD_ONLY),
-                                shutdown_on_exit=False).get_tracer("t")) is None
-    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
-    assert probe(TracerProvider(shutdown_on_exit=False).get_tracer("t")) is None
-
-
-def test_a_processor_added_later_turns_later_runs_live() -> None:
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-    sink = OtelSink(provider)
-    handler = HypertoolCallbackHandler(Tracker(Config(), [sink]))
-    RunnableLambda(lambda q: q).invoke("q", config={"callbacks": [handler]})
-    assert sink._direct is not None and sink._direct._last[2] is not None
-    custom = OnStarts()
-    provider.add_span_processor(custom)
-    RunnableLambda(lambda q: q, name="later").invoke("q", config={"callbacks": [handler]})
-    assert sink._direct._last[2] is None
-    assert custom.started == ["invoke_workflow later", "ending invoke_workflow later _Span"]

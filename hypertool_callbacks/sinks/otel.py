@@ -21,6 +21,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -36,15 +37,11 @@ from hypertool_callbacks.context.runs import Status as RunStatus
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind
 from hypertool_callbacks.safety import RateLimitedLog
-from hypertool_callbacks.sinks.otel_content import (
-    as_sequence,
-    encode_generation,
-    encode_message,
-    to_plain,
-)
-from hypertool_callbacks.sinks.otel_direct import DirectPaths, DirectSpan
+from hypertool_callbacks.sinks.otel_content import content_in, content_out, to_plain
+from hypertool_callbacks.sinks.otel_direct import DirectSpan
 from hypertool_callbacks.sinks.otel_env import AppOrEnvProvider, _FollowingTracer, current_provider
 from hypertool_callbacks.sinks.otel_export import JsonLinesSpanExporter, flush, local_provider
+from hypertool_callbacks.sinks.otel_probe import DirectPaths
 
 __all__ = ["JsonLinesSpanExporter", "OtelSink", "capture_content_enabled", "default_sinks",
            "local_provider"]
@@ -151,7 +148,7 @@ class OtelSink(Sink):
         self.mask = mask
         self._warn = RateLimitedLog(_log)
         # Finished spans built directly where that provably equals live spans
-        # (sinks/otel_direct); None: always live spans.
+        # (sinks/otel_direct, otel_probe); None: always live spans.
         self._direct: DirectPaths | None = DirectPaths()
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -226,7 +223,7 @@ class OtelSink(Sink):
             if span_context.is_valid:
                 run.trace_id = format(span_context.trace_id, "032x")
         if self.capture_content and span.is_recording():
-            self._content_in(span, run)
+            content_in(partial(self._put, span), run)
 
     def _start_attributes(self, run: Run, op: str | None) -> dict[str, Any]:
         kind, parent = run.kind, run.parent
@@ -320,7 +317,7 @@ class OtelSink(Sink):
             span.record_exception(run.error, timestamp=run.end_ns, escaped=True)
         span.set_attributes(attrs)
         if self.capture_content and status is _OK:
-            self._content_out(span, run)
+            content_out(partial(self._put, span), run)
 
     # -- derived facts: events on the workflow span -----------------------------------------
 
@@ -333,34 +330,6 @@ class OtelSink(Sink):
                     handoff.run.end_ns)
 
     # -- content (opt-in) ------------------------------------------------------------------
-
-    def _content_in(self, span: Span, run: Run) -> None:
-        value, kind = run.inputs, run.kind
-        if kind is _LLM:
-            messages = [encode_message(m) for batch in as_sequence(value)
-                        for m in (as_sequence(batch) if not isinstance(batch, str) else [batch])]
-            self._put(span, sc.GEN_AI_INPUT_MESSAGES, messages)
-        elif kind is _TOOL:
-            self._put(span, sc.GEN_AI_TOOL_CALL_ARGUMENTS, value)
-        elif kind is _RETRIEVER:
-            self._put(span, sc.GEN_AI_RETRIEVAL_QUERY_TEXT, value)
-        else:
-            self._put(span, sc.HT_INPUT, value)
-
-    def _content_out(self, span: Span, run: Run) -> None:
-        value, kind = run.outputs, run.kind
-        if kind is _LLM:
-            generations = getattr(value, "generations", None)
-            if generations is not None:
-                self._put(span, sc.GEN_AI_OUTPUT_MESSAGES,
-                          [encode_generation(g) for batch in generations for g in batch])
-        elif kind is _TOOL:
-            content = getattr(value, "content", value)  # a ToolMessage: its content
-            self._put(span, sc.GEN_AI_TOOL_CALL_RESULT, content)
-        elif kind is _RETRIEVER:
-            self._put(span, sc.GEN_AI_RETRIEVAL_DOCUMENTS, value)
-        else:
-            self._put(span, sc.HT_OUTPUT, value)
 
     def _put(self, span: Span, key: str, value: Any) -> None:
         if value is None:

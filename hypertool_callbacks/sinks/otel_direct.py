@@ -6,35 +6,26 @@ cleaning every value, two ``BoundedList``), ``on_start`` through every processor
 about 217k instructions per span, where building the finished span costs about 38k. Nothing
 reads our spans while they are open, so a :class:`DirectSpan` only notes what the sink does to
 it; at ``end`` it builds the ``ReadableSpan`` that ``Span.end`` would have built and hands it
-to the provider's span processor (``on_end``), as ``Span.end`` does.
+to the provider's span processor (``on_end``), as ``Span.end`` does. Where that is allowed is
+decided by ``otel_probe``; given that, this module reproduces:
 
-:func:`probe` allows this only where it provably matches the live span (otherwise the sink
-keeps live spans):
-
-* the tracer is the SDK's ``Tracer``, without the SDK's self-metrics;
-* its sampler is static (always on / always off) or ``ParentBased`` whose five delegates are:
-  the decision then follows from the parent's flags alone. A span it would drop is left to
-  ``start_span`` (today's non-recording span, ids included); a sampled one gets the parent's
-  trace state and exactly the attributes given, as those samplers return;
-* processors: only ``SimpleSpanProcessor`` and ``BatchSpanProcessor`` (``on_start`` and
-  ``_on_ending`` do nothing) in the SDK's synchronous or concurrent multi-processor. When the
-  processors change while a span is open, that span is replayed at its end through the SDK's
-  own ``Span`` (which then calls ``_on_ending`` and ``on_end`` of the processors of the time);
-* ids from the tracer's id generator in ``start_span``'s order; trace id, trace state and the
-  random-trace-id flag from a valid parent; start/end times as ``Span.start``/``end`` take
-  them; resource and scope as the tracer holds them at start;
+* ``start_span``: the sampler's decision from the parent's flags (a dropped span is left to
+  ``start_span`` itself: today's non-recording span, ids included); ids from the tracer's id
+  generator in its order; trace id, trace state and random-trace-id flag from a valid
+  parent; resource and scope as the tracer holds them at start;
 * attributes: those given at start, then every ``set_attributes``/``set_attribute`` in call
-  order, a repeated key moving last (``BoundedAttributes`` deletes and re-inserts). Where a
-  value length limit is set, the count limit could bite, or a value needs
-  ``BoundedAttributes``' own cleaning, the span is replayed through the SDK's ``Span``
-  (exact by construction). Events and their limits use the SDK's own containers, and
-  ``record_exception`` is the SDK's own method.
+  order, a key set again moving last (``BoundedAttributes`` deletes and re-inserts), values
+  cleaned as it cleans them. Where a length limit is set, the count limit could bite or a
+  value needs its own cleaning, the span is replayed through the SDK's ``Span`` at its end
+  (exact by construction), as it is when the processors changed while it was open;
+* events as ``Span.add_event`` builds them, ``record_exception`` the SDK's own method, status
+  and name as the SDK's setters leave them. A span without events (or links: we add none)
+  gets an empty ``BoundedList`` of the same bound shared by the tracer's spans.
 """
 
 from __future__ import annotations
 
 import inspect
-import logging
 import threading
 from collections.abc import Mapping
 from time import time_ns
@@ -45,21 +36,9 @@ from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-_log = logging.getLogger(__name__)
-
 try:  # the SDK's pieces we check against (private names: a missing one disables this path)
-    from opentelemetry.sdk.trace import (
-        ConcurrentMultiSpanProcessor,
-        Event,
-        ReadableSpan,
-        SynchronousMultiSpanProcessor,
-        Tracer,
-        _Span,
-    )
+    from opentelemetry.sdk.trace import Event, ReadableSpan, _Span
     from opentelemetry.sdk.trace import Span as SdkSpan
-    from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-    from opentelemetry.sdk.trace.sampling import Decision, ParentBased, StaticSampler
     from opentelemetry.sdk.util import BoundedList
 
     _IMPORTED = True
@@ -72,8 +51,6 @@ _SLOW = object()  # a value only BoundedAttributes' own cleaning gets right
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _RANDOM = TraceFlags.RANDOM_TRACE_ID
 _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
-_PROCESSORS = (SimpleSpanProcessor, BatchSpanProcessor) if _IMPORTED else ()
-_MULTI = (SynchronousMultiSpanProcessor, ConcurrentMultiSpanProcessor) if _IMPORTED else ()
 
 
 def _unset_status() -> Any:
@@ -98,7 +75,7 @@ _READABLE_ORDER = ("name", "context", "parent", "resource", "attributes", "event
                    "kind", "instrumentation_info", "status", "start_time", "end_time",
                    "instrumentation_scope")
 _UNSET: Any = _unset_status() if _IMPORTED else None
-_LAYOUT = _IMPORTED and _layout_known()
+LAYOUT_KNOWN = _IMPORTED and _layout_known()
 
 
 def _bounded(cleaned: dict[str, Any], maximum: int | None) -> BoundedAttributes:
@@ -126,14 +103,14 @@ def _cleaned(value: Any) -> Any:
 
 
 class DirectTracer:
-    """Starts :class:`DirectSpan` for one SDK tracer (see the module doc)."""
+    """Starts :class:`DirectSpan` for one SDK tracer that ``otel_probe`` allowed."""
 
     def __init__(self, tracer: Any, decisions: tuple[bool, bool, bool, bool, bool]) -> None:
         self.tracer = tracer
         self.multi = tracer.span_processor
         self.processors = self.multi._span_processors  # a new tuple when one is added
         self.limits = limits = tracer._span_limits
-        self._sampler = tracer.sampler
+        self.sampler = tracer.sampler
         # Sampled? For: no valid parent, remote sampled/unsampled, local sampled/unsampled.
         (self._root, self._remote_sampled, self._remote_unsampled, self._local_sampled,
          self._local_unsampled) = decisions
@@ -143,12 +120,6 @@ class DirectTracer:
         self.no_events: Any = BoundedList(limits.max_events)
         self.no_links: Any = BoundedList(limits.max_links)
         self._hex: tuple[int, str] = (0, "")  # the last trace id, and as 32 hex digits
-
-    def fresh(self) -> bool:
-        """Whether what :func:`probe` checked still holds."""
-        tracer = self.tracer
-        return (self.multi._span_processors is self.processors
-                and tracer.sampler is self._sampler and tracer._span_limits is self.limits)
 
     def _sampled(self, valid: bool, remote: bool, flags: int) -> bool:
         if not valid:
@@ -345,83 +316,3 @@ class DirectSpan(trace.Span):
         if self._status is not None:
             span.set_status(self._status)
         span.end(end_time=end_ns)
-
-
-def _decision(sampler: Any) -> bool | None:
-    """A static sampler's decision (sampled or dropped); None for any other sampler."""
-    if (isinstance(sampler, StaticSampler)
-            and type(sampler).should_sample is StaticSampler.should_sample):
-        if sampler._decision is Decision.RECORD_AND_SAMPLE:
-            return True
-        if sampler._decision is Decision.DROP:
-            return False
-    return None
-
-
-def _decisions(sampler: Any) -> tuple[bool, bool, bool, bool, bool] | None:
-    static = _decision(sampler)
-    if static is not None:
-        return (static,) * 5
-    if not (isinstance(sampler, ParentBased)
-            and type(sampler).should_sample is ParentBased.should_sample):
-        return None
-    found = tuple(_decision(delegate) for delegate in (
-        sampler._root, sampler._remote_parent_sampled, sampler._remote_parent_not_sampled,
-        sampler._local_parent_sampled, sampler._local_parent_not_sampled))
-    if None in found:
-        return None
-    return found  # type: ignore[return-value]
-
-
-def probe(tracer: Any) -> DirectTracer | None:
-    """A :class:`DirectTracer` for ``tracer`` when its spans provably match the live ones
-    (see the module doc); None otherwise, and the sink keeps live spans."""
-    if not _IMPORTED:
-        return None
-    try:
-        return _probe(tracer)
-    except Exception as exc:  # an unexpected layout: the live spans, which always work
-        _log.debug("hypertool: OTel direct spans off: %r", exc)
-        return None
-
-
-def _probe(tracer: Any) -> DirectTracer | None:
-    if not _LAYOUT or type(tracer) is not Tracer:
-        return None
-    if type(tracer._tracer_metrics) is not NoOpTracerMetrics:  # SDK self-metrics count spans
-        return None
-    decisions = _decisions(tracer.sampler)
-    if decisions is None or not any(decisions):
-        return None
-    multi = tracer.span_processor
-    if type(multi) not in _MULTI:
-        return None
-    if any(type(processor) not in _PROCESSORS for processor in multi._span_processors):
-        return None
-    if not (callable(tracer._is_enabled) and callable(tracer.id_generator.generate_span_id)):
-        return None
-    return DirectTracer(tracer, decisions)
-
-
-class DirectPaths:
-    """:func:`probe` once per tracer, again when its processors, sampler or limits change."""
-
-    def __init__(self) -> None:
-        # (tracer, its processors when probed, the answer): one tuple, replaced whole.
-        self._last: tuple[Any, Any, DirectTracer | None] = (None, None, None)
-
-    def get(self, tracer: Any) -> DirectTracer | None:
-        last, processors, direct = self._last
-        if tracer is last:
-            if direct is not None:
-                if direct.fresh():
-                    return direct
-            elif _processors(tracer) is processors:
-                return None
-        direct = probe(tracer)
-        self._last = (tracer, _processors(tracer), direct)
-        return direct
-
-
-def _processors(tracer: Any) -> Any:
-    return getattr(getattr(tracer, "span_processor", None), "_span_processors", None)
