@@ -306,13 +306,15 @@ class DirectSpan(trace.Span):
                      instrumentation_scope=self._scope)
         # Started when only processors without an on_start were there: no on_start now.
         span._start_time = self._start
-        for update in self._updates:
-            if type(update) is tuple:
-                span.set_attribute(*update)
-            else:
-                span.set_attributes(update)
-        for name, given, timestamp in self._events:
-            span.add_event(name, given, timestamp)
         if self._status is not None:
             span.set_status(self._status)
-        span.end(end_time=end_ns)
+        for name, given, timestamp in self._events:
+            span.add_event(name, given, timestamp)
+        try:
+            for update in self._updates:
+                if type(update) is tuple:
+                    span.set_attribute(*update)
+                else:
+                    span.set_attributes(update)
+        finally:  # a value whose cleaning raised: ended all the same, as the sink's live span
+            span.end(end_time=end_ns)
