@@ -326,6 +326,7 @@ def test_content_capture_with_a_mask() -> None:
 
 @pytest.mark.parametrize("limits", [
     SpanLimits(max_span_attributes=5),  # evictions
+    SpanLimits(max_attributes=3),  # span, event (and link) attributes
     SpanLimits(max_attribute_length=6),  # cut values, span and event attributes
     SpanLimits(max_events=1, max_event_attributes=2),
     SpanLimits(max_span_attributes=0, max_events=0),
