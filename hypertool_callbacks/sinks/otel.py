@@ -21,29 +21,27 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import ProxyTracer, Span, SpanKind, Status, StatusCode
 
 from hypertool_callbacks import semconv as sc
 from hypertool_callbacks._version import __version__
 from hypertool_callbacks.config import Config, OtelSettings
 from hypertool_callbacks.context.records import Handoff, PersonaSwitch
-from hypertool_callbacks.context.runs import Run
+from hypertool_callbacks.context.runs import Run, Source
 from hypertool_callbacks.context.runs import Status as RunStatus
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind
 from hypertool_callbacks.safety import RateLimitedLog
-from hypertool_callbacks.sinks.otel_content import (
-    as_sequence,
-    encode_generation,
-    encode_message,
-    to_plain,
-)
-from hypertool_callbacks.sinks.otel_env import AppOrEnvProvider, current_provider
+from hypertool_callbacks.sinks.otel_content import content_in, content_out, to_plain
+from hypertool_callbacks.sinks.otel_direct import DirectSpan
+from hypertool_callbacks.sinks.otel_env import AppOrEnvProvider, _FollowingTracer, current_provider
 from hypertool_callbacks.sinks.otel_export import JsonLinesSpanExporter, flush, local_provider
+from hypertool_callbacks.sinks.otel_probe import DirectPaths
 
 __all__ = ["JsonLinesSpanExporter", "OtelSink", "capture_content_enabled", "default_sinks",
            "local_provider"]
@@ -59,21 +57,36 @@ _SPAN = "otel_span"  # key of a run's live span in ``run.extra``
 Mask = Callable[[str], str]
 # Providers whose spans never record: the API's default (no SDK set up yet) and the no-op one.
 _NO_RECORDING = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-
+# Module constants: on Python 3.11 reading ``RunKind.LLM`` or ``member.value`` runs Python code
+# in ``enum`` (about 1k instructions each), several times per span otherwise.
+_CHAIN, _LLM, _TOOL = RunKind.CHAIN, RunKind.LLM, RunKind.TOOL
+_RETRIEVER, _EMBEDDING = RunKind.RETRIEVER, RunKind.EMBEDDING
+_OK, _EVICTED = RunStatus.OK, RunStatus.EVICTED
+_CLIENT, _INTERNAL = SpanKind.CLIENT, SpanKind.INTERNAL
+_ERROR = StatusCode.ERROR
+_NUMBER, _SEQUENCE = (int, float), (list, tuple)  # ``int | float`` builds a union per call
+_VALUE: dict[Any, str] = {member: member.value for enum in (RunKind, RunStatus, Source)
+                          for member in enum}  # a member's value, as a plain str
 
 
 def _operation(run: Run) -> tuple[str, str | None]:
     """Span name and ``gen_ai.operation.name`` (None for a plain chain)."""
     kind = run.kind
-    if kind is RunKind.LLM:
+    if kind is _CHAIN:
+        if run.is_agent:
+            return f"{sc.OP_INVOKE_AGENT} {run.agent}", sc.OP_INVOKE_AGENT
+        if run.parent is None:
+            return f"{sc.OP_INVOKE_WORKFLOW} {run.workflow}", sc.OP_INVOKE_WORKFLOW
+        return f"chain {run.name}", None
+    if kind is _LLM:
         prompts = isinstance(run.inputs, list) and run.inputs and isinstance(run.inputs[0], str)
         op = sc.OP_TEXT_COMPLETION if prompts else sc.OP_CHAT
         return (f"{op} {run.model}" if run.model else op), op
-    if kind is RunKind.TOOL:
+    if kind is _TOOL:
         return f"{sc.OP_EXECUTE_TOOL} {run.name}", sc.OP_EXECUTE_TOOL
-    if kind is RunKind.RETRIEVER:
+    if kind is _RETRIEVER:
         return f"{sc.OP_RETRIEVAL} {run.name}", sc.OP_RETRIEVAL
-    if kind is RunKind.EMBEDDING:
+    if kind is _EMBEDDING:
         return (f"{sc.OP_EMBEDDINGS} {run.model}" if run.model else sc.OP_EMBEDDINGS,
                 sc.OP_EMBEDDINGS)
     if run.is_agent:
@@ -81,6 +94,21 @@ def _operation(run: Run) -> tuple[str, str | None]:
     if run.parent is None:
         return f"{sc.OP_INVOKE_WORKFLOW} {run.workflow}", sc.OP_INVOKE_WORKFLOW
     return f"chain {run.name}", None
+
+
+def _request_parameters(attrs: dict[str, Any], parameters: Mapping[str, Any]) -> None:
+    names = sc.REQUEST_PARAMETERS
+    for key, value in parameters.items():
+        attr = names.get(key)
+        if attr is not None and isinstance(value, _NUMBER) and not isinstance(value, bool):
+            attrs[attr] = value
+    stop = parameters.get("stop")
+    if stop is None:
+        return
+    if isinstance(stop, str):
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+    elif isinstance(stop, _SEQUENCE) and all(isinstance(s, str) for s in stop):
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = list(stop)
 
 
 def _error_type(error: BaseException) -> str:
@@ -119,6 +147,9 @@ class OtelSink(Sink):
         self.content_max_chars = content_max_chars
         self.mask = mask
         self._warn = RateLimitedLog(_log)
+        # Finished spans built directly where that provably equals live spans
+        # (sinks/otel_direct, otel_probe); None: always live spans.
+        self._direct: DirectPaths | None = DirectPaths()
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush finished spans (the provider itself belongs to the app or to the SDK's exit
@@ -153,8 +184,19 @@ class OtelSink(Sink):
         # Spans mirror the run tree; a tree that got no span (nothing recording) needs nothing.
         return _SPAN in parent.extra
 
+    def _sdk_tracer(self) -> Any:
+        """The tracer ``self._tracer.start_span`` would start this span with."""
+        tracer: Any = self._tracer
+        kind = type(tracer)
+        if kind is ProxyTracer:
+            return tracer._tracer  # the global provider's, once the app has set one
+        if kind is _FollowingTracer:
+            return tracer._current()
+        return tracer
+
     def on_run_start(self, run: Run) -> None:
         parent_run = run.parent
+        parent: Span | None = None
         if parent_run is None:
             if not self._records():
                 # No spans to build, but a trace the app propagated (a W3C traceparent it
@@ -163,31 +205,44 @@ class OtelSink(Sink):
                 if current.is_valid:
                     run.trace_id = format(current.trace_id, "032x")
                 return
-            ctx = otel_context.get_current()
         else:
             parent = parent_run.extra.get(_SPAN)
             if parent is None:  # the root got no span: neither does anything under it
                 run.trace_id = parent_run.trace_id
                 return
-            ctx = trace.set_span_in_context(parent)
         name, op = _operation(run)
-        remote = run.kind in (RunKind.LLM, RunKind.EMBEDDING)
-        kind = SpanKind.CLIENT if remote else SpanKind.INTERNAL
-        span = self._tracer.start_span(name, context=ctx, kind=kind,
-                                       attributes=self._start_attributes(run, op),
-                                       start_time=run.start_ns)
+        kind = run.kind
+        span_kind = _CLIENT if kind is _LLM or kind is _EMBEDDING else _INTERNAL
+        attributes = self._start_attributes(run, op)
+        span: Span | None = None
+        direct = self._direct.get(self._sdk_tracer()) if self._direct is not None else None
+        if direct is not None:
+            # The parent span context start_span would read from the context it is given.
+            parent_context = (trace.get_current_span() if parent is None
+                              else parent).get_span_context()
+            span = direct.start(name, parent_context, span_kind, attributes, run.start_ns)
+        if span is None:  # live: another setup, or a span the SDK would not record
+            ctx = (otel_context.get_current() if parent is None
+                   else trace.set_span_in_context(parent))
+            span = self._tracer.start_span(name, context=ctx, kind=span_kind,
+                                           attributes=attributes, start_time=run.start_ns)
         run.extra[_SPAN] = span
-        span_context = span.get_span_context()
-        if span_context.is_valid:
-            run.trace_id = format(span_context.trace_id, "032x")
+        if type(span) is DirectSpan:
+            if span.trace_hex is not None:
+                run.trace_id = span.trace_hex
+        else:
+            span_context = span.get_span_context()
+            if span_context.is_valid:
+                run.trace_id = format(span_context.trace_id, "032x")
         if self.capture_content and span.is_recording():
-            self._content_in(span, run)
+            content_in(partial(self._put, span), run)
 
     def _start_attributes(self, run: Run, op: str | None) -> dict[str, Any]:
+        kind, parent = run.kind, run.parent
         attrs: dict[str, Any] = {
-            sc.HT_RUN_KIND: run.kind.value,
+            sc.HT_RUN_KIND: _VALUE[kind],
             sc.HT_PERSONA: run.persona,
-            sc.HT_PERSONA_SOURCE: run.persona_source.value,
+            sc.HT_PERSONA_SOURCE: _VALUE[run.persona_source],
             sc.HT_STAGE: run.stage,
             sc.HT_WORKFLOW: run.workflow,
         }
@@ -197,27 +252,20 @@ class OtelSink(Sink):
             attrs[sc.HT_GATE_NAME] = run.gate
         if run.agent:
             attrs[sc.GEN_AI_AGENT_NAME] = run.agent
-        if run.parent is None:
+        if parent is None:
             attrs[sc.GEN_AI_WORKFLOW_NAME] = run.workflow
-        if run.thread_id and (run.parent is None or run.kind in (RunKind.LLM, RunKind.EMBEDDING)):
+        remote = kind is _LLM or kind is _EMBEDDING
+        if run.thread_id and (parent is None or remote):
             attrs[sc.GEN_AI_CONVERSATION_ID] = run.thread_id
-        if run.kind is RunKind.TOOL:
+        if kind is _TOOL:
             attrs[sc.GEN_AI_TOOL_NAME] = run.name
-        elif run.kind in (RunKind.LLM, RunKind.EMBEDDING):
+        elif remote:
             if run.model:
                 attrs[sc.GEN_AI_REQUEST_MODEL] = run.model
             if run.provider:
                 attrs[sc.GEN_AI_PROVIDER_NAME] = sc.PROVIDER_NAMES.get(run.provider, run.provider)
-            for key, value in run.parameters.items():
-                attr = sc.REQUEST_PARAMETERS.get(key)
-                if (attr is not None and isinstance(value, int | float)
-                        and not isinstance(value, bool)):
-                    attrs[attr] = value
-            stop = run.parameters.get("stop")
-            if isinstance(stop, str):
-                attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
-            elif isinstance(stop, list | tuple) and all(isinstance(s, str) for s in stop):
-                attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = list(stop)
+            if run.parameters:
+                _request_parameters(attrs, run.parameters)
         return attrs
 
     def on_run_end(self, run: Run) -> None:
@@ -231,8 +279,9 @@ class OtelSink(Sink):
             span.end(end_time=run.end_ns)
 
     def _finish(self, span: Span, run: Run) -> None:
-        attrs: dict[str, Any] = {sc.HT_RUN_STATUS: run.status.value}
-        if run.kind is RunKind.CHAIN:
+        status = run.status
+        attrs: dict[str, Any] = {sc.HT_RUN_STATUS: _VALUE[status]}
+        if run.kind is _CHAIN:
             # Graphs and their agent names are learned only once their first node starts.
             name, op = _operation(run)
             span.update_name(name)
@@ -241,7 +290,7 @@ class OtelSink(Sink):
             if run.agent:
                 attrs[sc.GEN_AI_AGENT_NAME] = run.agent
             attrs[sc.HT_PERSONA] = run.persona  # an agent's graph learns its persona late
-            attrs[sc.HT_PERSONA_SOURCE] = run.persona_source.value
+            attrs[sc.HT_PERSONA_SOURCE] = _VALUE[run.persona_source]
             if op == sc.OP_INVOKE_AGENT and run.thread_id:
                 attrs[sc.GEN_AI_CONVERSATION_ID] = run.thread_id
         if run.response_model:
@@ -250,12 +299,12 @@ class OtelSink(Sink):
         if usage is not None:
             attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
             attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
-            for attr, count in ((sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens),
-                                (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-                                 usage.cache_creation_tokens),
-                                (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens)):
-                if count:
-                    attrs[attr] = count
+            if usage.cache_read_tokens:
+                attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+            if usage.cache_creation_tokens:
+                attrs[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_creation_tokens
+            if usage.reasoning_tokens:
+                attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
             if usage.estimated:
                 attrs[sc.HT_USAGE_ESTIMATED] = True
         cost = run.cost
@@ -271,18 +320,16 @@ class OtelSink(Sink):
                 0.0, run.first_token_mono - run.start_mono)
         if run.gate_result is not None:
             attrs[sc.HT_GATE_RESULT] = run.gate_result
-        if run.status is RunStatus.EVICTED:
+        if status is _EVICTED:
             attrs[sc.ERROR_TYPE] = "evicted"
-            span.set_status(Status(StatusCode.ERROR,
-                                   "run never ended: evicted from the run tree"))
+            span.set_status(Status(_ERROR, "run never ended: evicted from the run tree"))
         elif run.error is not None:
             attrs[sc.ERROR_TYPE] = _error_type(run.error)
-            span.set_status(Status(StatusCode.ERROR,
-                                   f"{type(run.error).__name__}: {run.error}"[:1024]))
+            span.set_status(Status(_ERROR, f"{type(run.error).__name__}: {run.error}"[:1024]))
             span.record_exception(run.error, timestamp=run.end_ns, escaped=True)
         span.set_attributes(attrs)
-        if self.capture_content and run.status is RunStatus.OK:
-            self._content_out(span, run)
+        if self.capture_content and status is _OK:
+            content_out(partial(self._put, span), run)
 
     # -- derived facts: events on the workflow span -----------------------------------------
 
@@ -295,34 +342,6 @@ class OtelSink(Sink):
                     handoff.run.end_ns)
 
     # -- content (opt-in) ------------------------------------------------------------------
-
-    def _content_in(self, span: Span, run: Run) -> None:
-        value = run.inputs
-        if run.kind is RunKind.LLM:
-            messages = [encode_message(m) for batch in as_sequence(value)
-                        for m in (as_sequence(batch) if not isinstance(batch, str) else [batch])]
-            self._put(span, sc.GEN_AI_INPUT_MESSAGES, messages)
-        elif run.kind is RunKind.TOOL:
-            self._put(span, sc.GEN_AI_TOOL_CALL_ARGUMENTS, value)
-        elif run.kind is RunKind.RETRIEVER:
-            self._put(span, sc.GEN_AI_RETRIEVAL_QUERY_TEXT, value)
-        else:
-            self._put(span, sc.HT_INPUT, value)
-
-    def _content_out(self, span: Span, run: Run) -> None:
-        value = run.outputs
-        if run.kind is RunKind.LLM:
-            generations = getattr(value, "generations", None)
-            if generations is not None:
-                self._put(span, sc.GEN_AI_OUTPUT_MESSAGES,
-                          [encode_generation(g) for batch in generations for g in batch])
-        elif run.kind is RunKind.TOOL:
-            content = getattr(value, "content", value)  # a ToolMessage: its content
-            self._put(span, sc.GEN_AI_TOOL_CALL_RESULT, content)
-        elif run.kind is RunKind.RETRIEVER:
-            self._put(span, sc.GEN_AI_RETRIEVAL_DOCUMENTS, value)
-        else:
-            self._put(span, sc.HT_OUTPUT, value)
 
     def _put(self, span: Span, key: str, value: Any) -> None:
         if value is None:

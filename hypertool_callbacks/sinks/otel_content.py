@@ -6,11 +6,50 @@ Only used when content capture is on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from hypertool_callbacks import semconv as sc
+from hypertool_callbacks.context.runs import Run
+from hypertool_callbacks.events import RunKind
+
+Put = Callable[[str, Any], None]  # sets one content attribute (encoded, masked, cut)
+_LLM, _TOOL, _RETRIEVER = RunKind.LLM, RunKind.TOOL, RunKind.RETRIEVER
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool",
           "function": "tool", "developer": "system"}
+
+
+def content_in(put: Put, run: Run) -> None:
+    """A run's inputs, at its start, under the attribute its kind uses."""
+    value, kind = run.inputs, run.kind
+    if kind is _LLM:
+        messages = [encode_message(m) for batch in as_sequence(value)
+                    for m in (as_sequence(batch) if not isinstance(batch, str) else [batch])]
+        put(sc.GEN_AI_INPUT_MESSAGES, messages)
+    elif kind is _TOOL:
+        put(sc.GEN_AI_TOOL_CALL_ARGUMENTS, value)
+    elif kind is _RETRIEVER:
+        put(sc.GEN_AI_RETRIEVAL_QUERY_TEXT, value)
+    else:
+        put(sc.HT_INPUT, value)
+
+
+def content_out(put: Put, run: Run) -> None:
+    """A run's outputs, at its (successful) end."""
+    value, kind = run.outputs, run.kind
+    if kind is _LLM:
+        generations = getattr(value, "generations", None)
+        if generations is not None:
+            put(sc.GEN_AI_OUTPUT_MESSAGES,
+                [encode_generation(g) for batch in generations for g in batch])
+    elif kind is _TOOL:
+        put(sc.GEN_AI_TOOL_CALL_RESULT, getattr(value, "content", value))  # a ToolMessage's
+    elif kind is _RETRIEVER:
+        put(sc.GEN_AI_RETRIEVAL_DOCUMENTS, value)
+    else:
+        put(sc.HT_OUTPUT, value)
+
 
 def as_sequence(value: Any) -> Sequence[Any]:
     return value if isinstance(value, list | tuple) else [value]
