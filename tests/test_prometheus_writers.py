@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from hypertool_callbacks import catalog
-from hypertool_callbacks.sinks.prometheus import PrometheusSink, _writer
+from hypertool_callbacks.sinks.prometheus import PrometheusSink, _exemplar_writer, _writer
 
 BUCKETS = (0.1, 0.5, 1.0, 5.0)
 VALUES = (0.0, 0.05, 0.1, 0.1000001, 0.5, 0.7, 1.0, 5.0, 5.5, 1e9, math.inf)
@@ -93,3 +93,43 @@ def test_concurrent_writes_through_the_sink_lose_nothing() -> None:
     assert registry.get_sample_value(f"{name}_count", labels) == 40000
     assert registry.get_sample_value(f"{name}_sum", labels) == 20000
 
+
+
+def _exemplars(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]],
+                                                      tuple[dict[str, str], float] | None]:
+    return {(s.name, tuple(sorted(s.labels.items()))):
+            (s.exemplar.labels, s.exemplar.value) if s.exemplar else None
+            for family in registry.collect() for s in family.samples
+            if not s.name.endswith("_created")}
+
+
+def test_exemplar_writers_match_observe_and_inc_with_exemplars() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    mine = Histogram("h", "h", ["k"], buckets=BUCKETS, registry=ours).labels("a")
+    reference = Histogram("h", "h", ["k"], buckets=BUCKETS, registry=theirs).labels("a")
+    count = Counter("c", "c", ["k"], registry=ours).labels("a")
+    count_reference = Counter("c", "c", ["k"], registry=theirs).labels("a")
+    observe, inc = _exemplar_writer(mine), _exemplar_writer(count)
+    for n, value in enumerate(VALUES):
+        exemplar = {"trace_id": f"{n:032x}"}
+        observe(value, exemplar)
+        reference.observe(value, exemplar)
+        inc(n, exemplar)
+        count_reference.inc(n, exemplar)
+    assert _samples(ours) == _samples(theirs)
+    assert _exemplars(ours) == _exemplars(theirs)
+    assert sum(1 for e in _exemplars(ours).values() if e) == 6  # 5 buckets hit + the counter
+
+
+def test_an_overlong_trace_id_gets_no_exemplar_and_the_run_keeps_its_samples() -> None:
+    from hypertool_callbacks.context.runs import Run, Status
+    from hypertool_callbacks.events import RunKind
+
+    registry = CollectorRegistry()
+    sink = PrometheusSink(registry)
+    run = Run("r", None, RunKind.TOOL, "search", (), {}, 0, 0.0, trace_id="f" * 121)
+    run.end_mono, run.status, run.persona, run.label = 2.0, Status.OK, "coder", "search"
+    sink.on_run_end(run)  # prometheus_client itself would raise on this exemplar
+    labels = {"tool": "search", "persona": "coder", "status": "ok"}
+    assert registry.get_sample_value("hypertool_tool_calls_total", labels) == 1.0
+    assert all(e is None for e in _exemplars(registry).values())

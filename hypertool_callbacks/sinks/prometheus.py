@@ -7,9 +7,11 @@ import threading
 import weakref
 from bisect import bisect_left
 from collections.abc import Callable
+from time import time as _time
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.samples import Exemplar
 from prometheus_client.values import MutexValue
 
 from hypertool_callbacks import catalog as c
@@ -45,6 +47,7 @@ _WRITE_LOCKS: weakref.WeakKeyDictionary[CollectorRegistry, threading.Lock] = (
     weakref.WeakKeyDictionary()
 )
 _LOCK = threading.Lock()
+_MAX_TRACE_ID = 128 - len("trace_id")  # prometheus_client's limit on an exemplar's labels
 
 
 def build_metrics(registry: CollectorRegistry) -> dict[str, Any]:
@@ -122,13 +125,19 @@ class PrometheusSink(Sink):
         # Label values are bounded upstream, so this cache is bounded too.
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._writers: dict[tuple[int, tuple[str, ...]], Callable[[float], None]] = {}
+        self._markers: dict[tuple[int, tuple[str, ...]], Callable[[float, Any], None]] = {}
         # Exemplars exist only in the OpenMetrics text of a single process.
         self._exemplars = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
     def _exemplar(self, run: Run | None) -> dict[str, str] | None:
-        if run is None or not self._exemplars or not isinstance(run.trace_id, str):
+        if run is None or not self._exemplars:
             return None
-        return {"trace_id": run.trace_id} if run.trace_id else None
+        trace_id = run.trace_id
+        # prometheus_client refuses exemplar labels over 128 characters in all: no exemplar
+        # then (not an error that would cost the run its other samples).
+        if type(trace_id) is not str or not 0 < len(trace_id) <= _MAX_TRACE_ID:
+            return None
+        return {"trace_id": trace_id}
 
     def _writer(self, metric: Any, labels: tuple[str, ...]) -> Callable[[float], None]:
         """How to add one value to a label child when there is no exemplar: straight to its
@@ -140,6 +149,14 @@ class PrometheusSink(Sink):
         if writer is None:
             writer = self._writers[key] = _writer(self._child(metric, labels))
         return writer
+
+    def _marker(self, metric: Any, labels: tuple[str, ...]) -> Callable[[float, Any], None]:
+        """Like ``_writer``, for a value that carries an exemplar (see ``_exemplar_writer``)."""
+        key = (id(metric), labels)
+        marker = self._markers.get(key)
+        if marker is None:
+            marker = self._markers[key] = _exemplar_writer(self._child(metric, labels))
+        return marker
 
     def _child(self, metric: Any, labels: tuple[str, ...]) -> Any:
         # metric.labels() validates and locks on every call; label sets repeat endlessly.
@@ -155,10 +172,9 @@ class PrometheusSink(Sink):
         if exemplar is None:
             writer = self._writers.get((id(metric), labels))
             (writer or self._writer(metric, labels))(value)
-        elif isinstance(metric, Histogram):
-            self._child(metric, labels).observe(value, exemplar)
         else:
-            self._child(metric, labels).inc(value, exemplar)
+            marker = self._markers.get((id(metric), labels))
+            (marker or self._marker(metric, labels))(value, exemplar)
 
     needs_run = never_needs_run  # a run that inherits everything adds no sample
 
@@ -274,6 +290,40 @@ class PrometheusSink(Sink):
 
     def on_internal_error(self, component: str) -> None:
         self._locked_add(self._internal, (component,), 1, None)
+
+
+def _exemplar_writer(child: Any) -> Callable[[float, dict[str, str]], None]:
+    """Adds a value with its exemplar, as ``inc``/``observe`` with ``exemplar=`` would, for
+    the caller holding the registry's write lock (see ``_writer``). prometheus_client checks
+    the exemplar's labels on every call and finds the bucket in a Python loop: ours are one
+    valid label name and a trace id of bounded length, checked when built (``_exemplar``)."""
+    value = getattr(child, "_value", None)
+    if value is not None and callable(getattr(value, "inc", None)):  # counter
+        if type(value) is MutexValue:
+            def add(amount: float, exemplar: dict[str, str]) -> None:
+                value._value += amount
+                value._exemplar = Exemplar(exemplar, amount, _time())
+
+            return add
+        return child.inc  # type: ignore[no-any-return]
+    total = getattr(child, "_sum", None)
+    buckets = getattr(child, "_buckets", None)
+    bounds = getattr(child, "_upper_bounds", None)
+    if (type(total) is not MutexValue or not buckets or not bounds
+            or len(buckets) != len(bounds)
+            or not all(type(bucket) is MutexValue for bucket in buckets)):
+        return child.inc if hasattr(child, "inc") else child.observe  # type: ignore[no-any-return]
+    last = len(buckets)
+
+    def observe(amount: float, exemplar: dict[str, str]) -> None:
+        total._value += amount
+        index = bisect_left(bounds, amount)  # the first bucket whose bound is >= amount
+        if index < last:
+            bucket = buckets[index]
+            bucket._value += 1
+            bucket._exemplar = Exemplar(exemplar, amount, _time())
+
+    return observe
 
 
 def _positive(seconds: float) -> float:
