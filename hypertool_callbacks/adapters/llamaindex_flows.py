@@ -133,7 +133,8 @@ class FlowSpans(BridgeState):
             if len(spans) > MAX_SPANS:
                 self.trim()
             if not folded:
-                tracker.start(RunStart(id_, parent_run, CHAIN, method, (), EMPTY))
+                tracker.start(RunStart(id_, parent_run, CHAIN, method, (), EMPTY, None, None, None,
+                                       EMPTY))
             return
         metadata: Mapping[str, Any] = EMPTY
         tags: tuple[str, ...] = ()
@@ -165,7 +166,8 @@ class FlowSpans(BridgeState):
         if len(spans) > MAX_SPANS:
             self.trim()
         if not folded:
-            tracker.start(RunStart(id_, parent_run, CHAIN, method, tags, metadata))
+            tracker.start(RunStart(id_, parent_run, CHAIN, method, tags, metadata, None, None,
+                                   None, EMPTY))
 
     def _workflow(self, id_: str, instance: Any, parent: Span | None, owner: str) -> None:
         agent_name = text(getattr(instance, "name", None)) if is_agent(instance) else None

@@ -118,8 +118,14 @@ class Bridge(FlowSpans):
                   **kwargs: Any) -> None:
         try:
             span = self.spans.pop(id_, None)
-            if span is None or span[RUN_ID] == id_:  # else transparent, or the same call again
-                self.exit_run(id_, span, result)
+            if span is not None:
+                if span[RUN_ID] != id_:
+                    return  # transparent, or the same call one level down
+                if span[ROLE] == "step" and not span[FOLDED]:
+                    # A step's run ends with its result, nothing else (exit_run's last case).
+                    (self._tracker or self.tracker).end(RunEnd(id_, result))
+                    return
+            self.exit_run(id_, span, result)
         except Exception as exc:
             self.failed("span_exit", exc)
 

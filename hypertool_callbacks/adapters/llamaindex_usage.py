@@ -44,8 +44,11 @@ _USAGE_KEYS = frozenset({
     "usage", "usage_metadata", "token_usage", "prompt_tokens", "completion_tokens",
     "input_tokens", "output_tokens", "prompt_token_count", "candidates_token_count",
     "inputTokens", "outputTokens", "prompt_eval_count", "eval_count", "ResponseMetadata"})
+_NESTED = ("usage", "usage_metadata", "token_usage")  # a usage block inside the source
+_NESTED_KEYS = frozenset(_NESTED)
 _MODEL_KEYS = ("model", "model_name", "model_id", "deployment_name")
 _ANSWER_KEYS = ("model", "model_version", "modelVersion", "model_name")  # in a response's raw
+_ANSWER_KEY_SET = frozenset(_ANSWER_KEYS)
 
 
 def _shape(cls: type) -> int:
@@ -134,14 +137,16 @@ def usage_of(source: Any) -> Usage | None:
         if _USAGE_KEYS.isdisjoint(source):
             return None
         get: Callable[[str], Any] = source.get  # what _get does for a dict, minus a frame a key
+        nested = not _NESTED_KEYS.isdisjoint(source)  # (one C call, not three gets)
     else:
-        get = functools.partial(_get, source)
-    for key in ("usage", "usage_metadata", "token_usage"):
-        inner = get(key)
-        if inner is not None and inner is not source:
-            found = usage_of(inner)
-            if found is not None:
-                return found
+        get, nested = functools.partial(_get, source), True
+    if nested:
+        for key in _NESTED:
+            inner = get(key)
+            if inner is not None and inner is not source:
+                found = usage_of(inner)
+                if found is not None:
+                    return found
     prompt, completion = get("prompt_tokens"), get("completion_tokens")
     if prompt is not None or completion is not None:  # OpenAI chat
         # _int() inline for the usual positive int: this runs once per LLM call.
@@ -219,7 +224,9 @@ def response_model(response: Any) -> str | None:
 def _model(raw: Any) -> str | None:
     if raw is None:
         return None
-    if type(raw) is dict:  # the usual raw: no _get frame a key
+    if type(raw) is dict:  # the usual raw: no _get frame a key, and most often no such key
+        if _ANSWER_KEY_SET.isdisjoint(raw):
+            return None
         for key in _ANSWER_KEYS:
             value = raw.get(key)
             if isinstance(value, str) and value:
