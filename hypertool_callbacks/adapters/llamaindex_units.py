@@ -212,11 +212,21 @@ def inputs_of(kind: RunKind, arguments: dict[str, Any]) -> Any:
     return None
 
 
+_PARAMS_OF: dict[type, tuple[str, ...]] = {}  # class -> readable(class, _PARAMS)
+_NUMBERS = (int, float)  # (``int | float`` builds a union object at every evaluation)
+
+
 def parameters_of(llm: Any) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for key in readable(type(llm), _PARAMS):
+    cls = type(llm)
+    keys = _PARAMS_OF.get(cls)
+    if keys is None:
+        keys = readable(cls, _PARAMS)
+        if len(_PARAMS_OF) < 1_000:
+            _PARAMS_OF[cls] = keys
+    for key in keys:
         value = lookup(llm, key)  # not getattr: a pydantic miss raises twice inside pydantic
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, _NUMBERS) and not isinstance(value, bool):
             found[key] = value
     return found
 
@@ -224,7 +234,7 @@ def parameters_of(llm: Any) -> dict[str, Any]:
 def system_prompt_of(arguments: dict[str, Any], llm: Any) -> str | None:
     parts: list[str] = []
     messages = arguments.get("messages")
-    if isinstance(messages, list | tuple):
+    if isinstance(messages, (list, tuple)):
         for message in messages:
             role = getattr(message, "role", None)
             if getattr(role, "value", role) == "system":

@@ -248,9 +248,18 @@ def usage_and_model(response: Any) -> tuple[Usage | None, str | None]:
     return _usage(response, raw), _model(raw)
 
 
+_MODEL_KEYS_OF: dict[type, tuple[str, ...]] = {}  # class -> readable(class, _MODEL_KEYS)
+
+
 def request_model(llm: Any) -> str | None:
     """The model an LLM or embedding object is configured with."""
-    for key in readable(type(llm), _MODEL_KEYS):
+    cls = type(llm)
+    keys = _MODEL_KEYS_OF.get(cls)  # (readable() keys its cache by a tuple: one more alloc)
+    if keys is None:
+        keys = readable(cls, _MODEL_KEYS)
+        if len(_MODEL_KEYS_OF) < 1_000:
+            _MODEL_KEYS_OF[cls] = keys
+    for key in keys:
         value = _get(llm, key)
         if isinstance(value, str) and value:
             return value
