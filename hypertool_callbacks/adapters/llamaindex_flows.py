@@ -118,8 +118,10 @@ class FlowSpans(BridgeState):
     def flow_span(self, id_: str, workflow: bool, instance: Any,
                   bound_args: inspect.BoundArguments | None, parent: Span | None) -> None:
         """A workflow's run (``workflow``) or one of its steps."""
-        names = _NAMES.get(id_[:-37])  # see _names()
-        owner, method = names if names is not None else _names(id_)
+        try:
+            owner, method = _NAMES[id_[:-37]]  # see _names()
+        except KeyError:
+            owner, method = _names(id_)
         if workflow:
             self._workflow(id_, instance, parent, owner)
             return

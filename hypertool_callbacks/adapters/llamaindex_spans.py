@@ -64,7 +64,6 @@ _FIRST_TOKEN = frozenset({"LLMChatInProgressEvent", "LLMCompletionInProgressEven
 _LLM_END = frozenset({"LLMChatEndEvent", "LLMCompletionEndEvent"})
 EVENTS = _FIRST_TOKEN | _LLM_END | {"ExceptionEvent"}  # the events the bridge reads
 _STREAMS = (GeneratorType, AsyncGeneratorType)  # inspect.isgenerator / isasyncgen, no frames
-_MISS = object()
 _STAGE_TAGS = (f"{NODE_TAG_PREFIX}1",)
 
 
@@ -90,14 +89,15 @@ class Bridge(FlowSpans):
                 self.duplicate(id_)
                 return
             parent = spans.get(parent_id) if parent_id else None
-            what = CLASSES.get(type(instance), _MISS)
-            if type(what) is dict:
-                # By the id's name part: entries come from ids of the dispatcher's shape
-                # (``Owner.method-<uuid4>``, every id LlamaIndex makes), so this id's uuid is
-                # not checked again (a string count costs more than the rest of a transparent
-                # span).
-                what = what.get(id_[:-37], _MISS)
-            if what is _MISS:
+            try:  # (subscripts, not .get(): a miss is once per class and method)
+                what = CLASSES[type(instance)]
+                if type(what) is dict:
+                    # By the id's name part: entries come from ids of the dispatcher's shape
+                    # (``Owner.method-<uuid4>``, every id LlamaIndex makes), so this id's uuid
+                    # is not checked again (a string count costs more than the rest of a
+                    # transparent span).
+                    what = what[id_[:-37]]
+            except KeyError:
                 what = shape_of(id_, instance)
             if what is None or (what is MAYBE_STEP and not (isinstance(tags, dict)
                                                             and _STEP_TAG in tags)):
