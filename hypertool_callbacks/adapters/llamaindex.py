@@ -27,8 +27,9 @@ ones LangChain runs use. LlamaIndex has no tags or run metadata of its own: pers
 rules match run names (class names, step names, agent names), agent names, node names (the
 agent or step), tool names and system prompts.
 
-The dispatcher swallows every handler exception; on top of that, every entry point is guarded
-here, counted in ``hypertool_internal_errors_total{component="llamaindex.*"}``.
+The dispatcher swallows every handler exception; on top of that, every entry point (the
+bridge's, which the dispatcher calls directly) is guarded, counted in
+``hypertool_internal_errors_total{component="llamaindex.*"}``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index_instrumentation import get_dispatcher
 from pydantic import PrivateAttr
 
-from hypertool_callbacks.adapters.llamaindex_spans import EVENTS, Bridge
+from hypertool_callbacks.adapters.llamaindex_spans import Bridge
 
 if TYPE_CHECKING:
     from hypertool_callbacks.context.tracker import Tracker
@@ -68,41 +69,29 @@ class HypertoolSpanHandler(BaseSpanHandler[SimpleSpan]):
     def __init__(self, bridge: Bridge) -> None:
         super().__init__()
         self._bridge = bridge
+        _route(self, bridge, ("span_enter", "span_exit", "span_drop"))
 
     @classmethod
     def class_name(cls) -> str:
         return "HypertoolSpanHandler"
 
-    # The base class keeps every open span in ``open_spans``; the bridge keeps what it needs.
-    # Every entry point is guarded inline (no decorator frame), and reads the bridge from the
-    # model's private dict: ``self._bridge`` goes through pydantic's ``__getattr__``, which
-    # costs more than a transparent span should.
+    # The dispatcher finds the bridge's own methods on the instance (see _route); these are
+    # for a caller going through the class. The base class would keep every open span in
+    # ``open_spans`` (locks, span objects); the bridge keeps what it needs.
     def span_enter(self, id_: str, bound_args: inspect.BoundArguments,
                    instance: Any | None = None, parent_id: str | None = None,
                    tags: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        bridge: Bridge = self.__pydantic_private__["_bridge"]  # type: ignore[index]
-        try:
-            bridge.span_enter(id_, bound_args, instance, parent_id, tags)
-        except Exception as exc:
-            bridge.failed("span_enter", exc)
+        self._bridge.span_enter(id_, bound_args, instance, parent_id, tags)
 
     def span_exit(self, id_: str, bound_args: inspect.BoundArguments,
                   instance: Any | None = None, result: Any | None = None,
                   **kwargs: Any) -> None:
-        bridge: Bridge = self.__pydantic_private__["_bridge"]  # type: ignore[index]
-        try:
-            bridge.span_exit(id_, result)
-        except Exception as exc:
-            bridge.failed("span_exit", exc)
+        self._bridge.span_exit(id_, bound_args, instance, result)
 
     def span_drop(self, id_: str, bound_args: inspect.BoundArguments,
                   instance: Any | None = None, err: BaseException | None = None,
                   **kwargs: Any) -> None:
-        bridge: Bridge = self.__pydantic_private__["_bridge"]  # type: ignore[index]
-        try:
-            bridge.span_drop(id_, err)
-        except Exception as exc:
-            bridge.failed("span_drop", exc)
+        self._bridge.span_drop(id_, bound_args, instance, err)
 
     def new_span(self, id_: str, bound_args: inspect.BoundArguments,
                  instance: Any | None = None, parent_span_id: str | None = None,
@@ -128,19 +117,25 @@ class HypertoolEventHandler(BaseEventHandler):
     def __init__(self, bridge: Bridge) -> None:
         super().__init__()
         self._bridge = bridge
+        _route(self, bridge, ("handle",))
 
     @classmethod
     def class_name(cls) -> str:
         return "HypertoolEventHandler"
 
-    def handle(self, event: Any, **kwargs: Any) -> None:
-        if type(event).__name__ not in EVENTS:
-            return  # most events (a retrieval's, a step's output...) say nothing new
-        bridge: Bridge = self.__pydantic_private__["_bridge"]  # type: ignore[index]
-        try:
-            bridge.event(event)
-        except Exception as exc:
-            bridge.failed("handle", exc)
+    def handle(self, event: Any, **kwargs: Any) -> None:  # see HypertoolSpanHandler.span_enter
+        self._bridge.handle(event)
+
+
+def _route(handler: BaseSpanHandler[Any] | BaseEventHandler, bridge: Bridge,
+           names: tuple[str, ...]) -> None:
+    """The dispatcher calls ``handler.span_enter(...)``: with the bridge's bound method as an
+    instance attribute (found before the class's method), that is the bridge's own method,
+    guarded inline: no frame of ours in between, and no read of the bridge off a pydantic
+    model (BaseModel's ``__getattr__`` hook makes every attribute read several times dearer).
+    Pydantic ignores the extra instance attributes (repr, dumps, copies)."""
+    for name in names:
+        object.__setattr__(handler, name, getattr(bridge, name))
 
 
 def handlers(tracker: Tracker | None = None) -> tuple[HypertoolSpanHandler, HypertoolEventHandler]:

@@ -1,28 +1,47 @@
 """The LlamaIndex span tree, mapped to runs: which spans are runs, how they nest, when they end.
 
-Called by the handlers in :mod:`.llamaindex` (which guard every call). State is per span id,
-bounded: spans that never exit are forgotten oldest first.
+The handlers in :mod:`.llamaindex` hand the dispatcher the :class:`Bridge`'s entry points
+(``span_enter``, ``span_exit``, ``span_drop``, ``handle``), each guarded inline. A span that is
+not a unit of work costs a class lookup, a dict insert and, at its exit, a pop. State is per
+span id, bounded: spans that never exit are forgotten oldest first.
 """
 
 from __future__ import annotations
 
 import inspect
-import threading
-from collections import OrderedDict
+from collections.abc import Mapping
 from types import AsyncGeneratorType, GeneratorType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hypertool_callbacks.adapters.llamaindex_records import NO_RUN, Flow, Llm, Span
+from hypertool_callbacks.adapters.llamaindex_flows import MAX_SPANS, FlowSpans, ending, text
+from hypertool_callbacks.adapters.llamaindex_records import (
+    AGENT,
+    EMPTY,
+    FLOW,
+    FOLDED,
+    HANDOFF,
+    INSTANCE_ID,
+    KIND,
+    NAME,
+    NO_RUN,
+    ROLE,
+    RUN_ID,
+    WRAPPER,
+    Llm,
+    Span,
+    make_span,
+)
 from hypertool_callbacks.adapters.llamaindex_units import (
+    CHAIN,
+    CLASSES,
+    EMBEDDING,
+    LLM,
     MAYBE_STEP,
-    SHAPES,
+    TOOL,
     WORKFLOW,
-    current_agent_name,
     inputs_of,
-    is_agent,
-    is_agent_workflow,
     parameters_of,
-    shape,
+    shape_of,
     system_prompt_of,
     unit_name,
 )
@@ -31,30 +50,21 @@ from hypertool_callbacks.adapters.llamaindex_usage import (
     request_model,
     response_model,
     response_usage,
+    usage_and_model,
 )
-from hypertool_callbacks.context.inference import (
-    AGENT_KEY,
-    NAMESPACE_KEY,
-    NODE_KEY,
-    NODE_TAG_PREFIX,
-)
-from hypertool_callbacks.errors import TokenBudgetExceeded
+from hypertool_callbacks.context.inference import AGENT_KEY, NODE_KEY, NODE_TAG_PREFIX
 from hypertool_callbacks.events import RunEnd, RunKind, RunStart
-
-if TYPE_CHECKING:
-    from hypertool_callbacks.context.tracker import Tracker
 
 # Phases of a top-level query that are its stages.
 _QUERY_STAGES = {"retrieve": "retrieve", "synthesize": "synthesize", "rerank": "rerank"}
 _STEP_TAG = "llamaindex.step.input_event"
 _HANDOFF_TOOL = "handoff"
-_CANCELLATIONS = frozenset({"GeneratorExit", "CancelledError", "WorkflowCancelledByUser"})
-_MAX_SPANS = 50_000
 _FOLDABLE = frozenset({RunKind.CHAIN, RunKind.RETRIEVER, RunKind.EMBEDDING})
 _FIRST_TOKEN = frozenset({"LLMChatInProgressEvent", "LLMCompletionInProgressEvent"})
 _LLM_END = frozenset({"LLMChatEndEvent", "LLMCompletionEndEvent"})
 EVENTS = _FIRST_TOKEN | _LLM_END | {"ExceptionEvent"}  # the events the bridge reads
 _STREAMS = (GeneratorType, AsyncGeneratorType)  # inspect.isgenerator / isasyncgen, no frames
+_STAGE_TAGS = (f"{NODE_TAG_PREFIX}1",)
 
 
 class ToolCallFailed(RuntimeError):
@@ -62,286 +72,225 @@ class ToolCallFailed(RuntimeError):
     fixed: the tool's own error text may carry content and stays out of spans."""
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+class Bridge(FlowSpans):
+    """Shared state of one span handler and one event handler, feeding one tracker: the
+    handlers' entry points, and every unit of work but workflows."""
 
+    # -- the handlers' entry points ------------------------------------------------------
+    # The handlers' own attributes (see .llamaindex): the dispatcher calls these bound methods
+    # with no frame of ours in between, and each guards itself inline.
 
-class Bridge:
-    """Shared state of one span handler and one event handler, feeding one tracker."""
+    def span_enter(self, id_: str, bound_args: inspect.BoundArguments | None,
+                   instance: Any | None = None, parent_id: str | None = None,
+                   tags: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        try:
+            spans = self.spans
+            if id_ in spans:  # the same handler registered twice
+                self.duplicate(id_)
+                return
+            parent = spans.get(parent_id) if parent_id else None
+            try:  # (subscripts, not .get(): a miss is once per class and method)
+                what = CLASSES[type(instance)]
+                if type(what) is dict:
+                    # By the id's name part: entries come from ids of the dispatcher's shape
+                    # (``Owner.method-<uuid4>``, every id LlamaIndex makes), so this id's uuid
+                    # is not checked again (a string count costs more than the rest of a
+                    # transparent span).
+                    what = what[id_[:-37]]
+            except KeyError:
+                what = shape_of(id_, instance)
+            if what is None or (what is MAYBE_STEP and not (isinstance(tags, dict)
+                                                            and _STEP_TAG in tags)):
+                # Transparent: stands for the nearest run above it (its kind and role
+                # included, so a call nested below it is still recognised as the same call).
+                spans[id_] = parent if parent is not None else NO_RUN
+                if len(spans) > MAX_SPANS:
+                    self.trim()
+            elif type(what) is tuple:
+                self.unit(id_, what[0], what[1], instance, bound_args, parent)
+            else:
+                self.flow_span(id_, what is WORKFLOW, instance, bound_args, parent)
+        except Exception as exc:
+            self.failed("span_enter", exc)
 
-    def __init__(self, tracker: Tracker | None = None) -> None:
-        self._tracker = tracker
-        self._lock = threading.Lock()
-        self._spans: OrderedDict[str, Span] = OrderedDict()
-        self._llms: dict[str, Llm] = {}  # own and alias span ids -> the LLM run
-        self._streams: dict[int, Llm] = {}  # LLM instance -> its stream waiting for chunks
+    def span_exit(self, id_: str, bound_args: inspect.BoundArguments | None,
+                  instance: Any | None = None, result: Any | None = None,
+                  **kwargs: Any) -> None:
+        try:
+            span = self.spans.pop(id_, None)
+            if span is not None:
+                if span[RUN_ID] != id_:
+                    return  # transparent, or the same call one level down
+                if span[ROLE] == "step" and not span[FOLDED]:
+                    # A step's run ends with its result, nothing else (exit_run's last case).
+                    (self._tracker or self.tracker).end(RunEnd(id_, result))
+                    return
+            self.exit_run(id_, span, result)
+        except Exception as exc:
+            self.failed("span_exit", exc)
 
-    @property
-    def tracker(self) -> Tracker:
-        if self._tracker is None:
-            from hypertool_callbacks.wiring import get_tracker_or_disabled
+    def span_drop(self, id_: str, bound_args: inspect.BoundArguments | None,
+                  instance: Any | None = None, err: BaseException | None = None,
+                  **kwargs: Any) -> None:
+        try:
+            span = self.spans.pop(id_, None)
+            if span is None or span[RUN_ID] == id_:
+                self.drop_run(id_, span, err)
+        except Exception as exc:
+            self.failed("span_drop", exc)
 
-            self._tracker = get_tracker_or_disabled()
-        return self._tracker
-
-    def use(self, tracker: Tracker | None) -> None:
-        self._tracker = tracker
-
-    def failed(self, where: str, exc: Exception) -> None:
-        """A handler entry point failed: counted and swallowed (strict mode re-raises)."""
-        if isinstance(exc, TokenBudgetExceeded):
-            # The dispatcher swallows whatever a handler raises, so a spent budget cannot stop
-            # a LlamaIndex call: the tracker has recorded it (refused run, exceeded counter).
-            return
-        tracker = self.tracker
-        if tracker.config.strict:
-            raise exc
-        tracker.internal_error(f"llamaindex.{where}", exc)
+    def handle(self, event: Any, **kwargs: Any) -> None:
+        if type(event).__name__ not in EVENTS:
+            return  # most events (a retrieval's, a step's output...) say nothing new
+        try:
+            self.event(event)
+        except Exception as exc:
+            self.failed("handle", exc)
 
     # -- spans -----------------------------------------------------------------------------
 
-    def span_enter(self, id_: str, bound_args: inspect.BoundArguments, instance: Any,
-                   parent_id: str | None, tags: Any) -> None:
-        # Single dict operations (atomic under the GIL) on the hot path: a transparent span
-        # costs a lookup, an insert and, at its exit, a pop.
-        spans = self._spans
-        if id_ in spans:  # the same handler registered twice
-            self.tracker.start(RunStart(id_, None, RunKind.CHAIN, "duplicate"))  # counted
-            return
-        parent = spans.get(parent_id) if parent_id else None
-        # ``AgentWorkflow.setup_agent`` from ``AgentWorkflow.setup_agent-<uuid4>`` (the
-        # dispatcher's shape: a slice, not a split).
-        if id_[-37:-36] == "-" and id_.count("-", -36) == 4:
-            qualified = id_[:-37]
-        else:
-            qualified = id_.rsplit("-", 5)[0]
-        try:
-            what = SHAPES[(type(instance), qualified)]
-        except KeyError:
-            what = shape(instance, qualified)
-        if what is None or (what is MAYBE_STEP and not (isinstance(tags, dict)
-                                                        and _STEP_TAG in tags)):
-            # Transparent: stands for the nearest run above it (its kind and role included, so
-            # a call nested below it is still recognised as the same call).
-            spans[id_] = parent or NO_RUN
-            if len(spans) > _MAX_SPANS:
-                self._trim()
-            return
-        arguments = bound_args.arguments if bound_args is not None else {}
-        owner, _, method = qualified.rpartition(".")
-        if isinstance(what, tuple):
-            self._unit(id_, what[0], what[1], instance, arguments, parent)
-        elif what is WORKFLOW:
-            self._workflow(id_, instance, parent, owner)
-        else:
-            self._step(id_, owner, method, parent, arguments)
-
-    def _remember(self, id_: str, span: Span) -> None:
-        self._spans[id_] = span
-        if len(self._spans) > _MAX_SPANS:
-            self._trim()
-
-    def _trim(self) -> None:
-        """Spans that never exit are forgotten, oldest first."""
-        with self._lock:
-            while len(self._spans) > _MAX_SPANS:
-                self._spans.popitem(last=False)
-
-    def _unit(self, id_: str, kind: RunKind, role: str, instance: Any,
-              arguments: dict[str, Any], parent: Span | None) -> None:
-        parent_run = parent.run_id if parent else None
+    def unit(self, id_: str, kind: RunKind, role: str, instance: Any,
+             bound_args: inspect.BoundArguments | None, parent: Span | None) -> None:
+        """A span that is a unit of work: an LLM, embedding, tool, retriever... call."""
         instance_id = id(instance)
-        if parent is not None and parent.kind is kind and (
-                kind is RunKind.LLM or parent.instance_id == instance_id):
-            # The same call again one level down (chat -> complete, acall -> call): one run.
-            self._alias(id_, parent, kind)
-            return
-        if kind is RunKind.LLM:
+        if parent is not None:
+            if parent[KIND] is kind and (kind is LLM or parent[INSTANCE_ID] == instance_id):
+                # The same call again one level down (chat -> complete, acall -> call).
+                self._alias(id_, parent, kind)
+                return
+            parent_run, agent, flow = parent[RUN_ID], parent[AGENT], parent[FLOW]
+        else:
+            parent_run = agent = flow = None
+        if kind is LLM:
             stream = self._streams.get(instance_id)
             if stream is not None and stream.parent_id == parent_run:
                 # astream_chat iterating stream_chat: outside its span, but the same call.
-                self._alias(id_, Span(stream.run_id, RunKind.LLM, instance_id), kind)
+                self._alias(id_, make_span(stream.run_id, LLM, instance_id), kind)
                 return
         tracker = self._tracker or self.tracker
-        agent = parent.agent if parent else None
-        metadata: dict[str, Any] = {AGENT_KEY: agent} if agent else {}
+        metadata: Mapping[str, Any] = {AGENT_KEY: agent} if agent else EMPTY
         tags: tuple[str, ...] = ()
         name = unit_name(instance, role) if role == "tool" else type(instance).__name__
-        flow = parent.flow if parent else None
-        stage, wrapper = _QUERY_STAGES.get(role), None
-        if stage and parent is not None and parent.role == "query" and flow is None:
-            query_run = tracker.get_run(parent.run_id) if parent.run_id else None
-            if query_run is not None and query_run.parent is None:
+        wrapper = None
+        if parent is not None and flow is None and parent[ROLE] == "query":
+            stage = _QUERY_STAGES.get(role)
+            query_run = tracker.get_run(parent_run) if stage and parent_run else None
+            if query_run is not None and query_run.parent is None and stage:
                 node = {NODE_KEY: stage}
-                if kind is RunKind.CHAIN:
-                    metadata, tags = {**metadata, **node}, (f"{NODE_TAG_PREFIX}1",)
+                if kind is CHAIN:
+                    metadata, tags = {**metadata, **node}, _STAGE_TAGS
                 else:
                     # A stage is a chain run (a retriever that is itself a node would be taken
                     # for a persona named after the node): the phase wraps the call.
                     wrapper = f"{id_}#stage"
-                    tracker.start(RunStart(wrapper, parent_run, RunKind.CHAIN, stage,
-                                           (f"{NODE_TAG_PREFIX}1",), {**metadata, **node}))
+                    tracker.start(RunStart(wrapper, parent_run, CHAIN, stage, _STAGE_TAGS,
+                                           {**metadata, **node}))
                     parent_run = wrapper
+        spans = self.spans
         # (Not a call its stage run wraps: the wrapper ends with it.)
         if (kind in _FOLDABLE and not tags and wrapper is None and parent_run is not None
                 and tracker.fold(id_, parent_run, tags, metadata)):
             # A query, synthesizer, retriever or embedding call inside another run, adding
             # nothing, that no sink needs (metrics count LLM and tool calls, never these).
-            self._remember(id_, Span(id_, kind, instance_id, agent, flow, role, name,
-                                      folded=True))
+            spans[id_] = (id_, kind, instance_id, agent, flow, role, name, None, None, True)
+            if len(spans) > MAX_SPANS:
+                self.trim()
             return
-        start = RunStart(id_, parent_run, kind, name, tags, metadata,
-                         inputs_of(kind, arguments))
-        if kind is RunKind.LLM or kind is RunKind.EMBEDDING:
-            start.model, start.provider = request_model(instance), provider_of(instance)
+        arguments = bound_args.arguments if bound_args is not None else {}
+        inputs = inputs_of(kind, arguments)
         handoff = None
-        if kind is RunKind.LLM:
-            start.parameters = parameters_of(instance)
+        # Positional: RunStart's fields in order (keywords cost a match each).
+        if kind is LLM:
             # The system prompt feeds persona rules only: read when rules are configured.
-            if tracker.reads_prompts:
-                start.system_prompt = system_prompt_of(arguments, instance)
-            self._llms[id_] = Llm(id_, instance_id, parent_run)
-        elif kind is RunKind.TOOL and name == _HANDOFF_TOOL:
-            kwargs = arguments.get("kwargs")
-            handoff = _text(kwargs.get("to_agent")) if isinstance(kwargs, dict) else None
-        self._remember(id_, Span(id_, kind, instance_id, agent, flow, role, name, handoff,
-                                  wrapper))
+            prompt = system_prompt_of(arguments, instance) if tracker.reads_prompts else None
+            start = RunStart(id_, parent_run, kind, name, tags, metadata, inputs,
+                             request_model(instance), provider_of(instance),
+                             parameters_of(instance), prompt)
+            self._llms[id_] = Llm(id_, instance_id, parent_run, None, None, False, None, [])
+        elif kind is EMBEDDING:
+            start = RunStart(id_, parent_run, kind, name, tags, metadata, inputs,
+                             request_model(instance), provider_of(instance), EMPTY)
+        else:
+            if kind is TOOL and name == _HANDOFF_TOOL:
+                kwargs = arguments.get("kwargs")
+                handoff = text(kwargs.get("to_agent")) if isinstance(kwargs, dict) else None
+            start = RunStart(id_, parent_run, kind, name, tags, metadata, inputs, None, None,
+                             EMPTY)
+        spans[id_] = (id_, kind, instance_id, agent, flow, role, name, handoff, wrapper, False)
+        if len(spans) > MAX_SPANS:
+            self.trim()
         tracker.start(start)
 
     def _alias(self, id_: str, outer: Span, kind: RunKind) -> None:
-        self._remember(id_, Span(outer.run_id, kind, outer.instance_id, outer.agent,
-                                  outer.flow, outer.role, outer.name))
-        if kind is RunKind.LLM and outer.run_id is not None:
+        self._remember(id_, (outer[RUN_ID], kind, outer[INSTANCE_ID], outer[AGENT], outer[FLOW],
+                             outer[ROLE], outer[NAME], None, None, False))
+        if kind is LLM and outer[RUN_ID] is not None:
             with self._lock:
-                llm = self._llms.get(outer.run_id)
+                llm = self._llms.get(outer[RUN_ID])  # type: ignore[arg-type]
                 if llm is not None:
                     self._llms[id_] = llm
                     llm.aliases.append(id_)
 
-    def _workflow(self, id_: str, instance: Any, parent: Span | None, owner: str) -> None:
-        agent_name = _text(getattr(instance, "name", None)) if is_agent(instance) else None
-        name = agent_name or owner or type(instance).__name__
-        parent_run = parent.run_id if parent else None
-        flow = Flow(id_, top_level=parent_run is None,
-                     agentic=agent_name is not None or is_agent_workflow(instance))
-        agent = parent.agent if parent else None
-        self._remember(id_, Span(id_, RunKind.CHAIN, id(instance), agent, flow,
-                                  "workflow", name))
-        self.tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, name,
-                                    metadata={AGENT_KEY: agent} if agent else {}))
-
-    def _step(self, id_: str, owner: str, method: str, parent: Span | None,
-              arguments: dict[str, Any]) -> None:
-        flow = parent.flow if parent else None
-        tracker = self._tracker or self.tracker
-        if flow is None or parent is None:
-            parent_run = parent.run_id if parent else None
-            folded = parent_run is not None and tracker.fold(id_, parent_run, (), {})
-            self._remember(id_, Span(id_, RunKind.CHAIN, 0, None, None, "step", method,
-                                      folded=folded))
-            if not folded:
-                tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, method))
-            return
-        metadata: dict[str, Any] = {}
-        tags: tuple[str, ...] = ()
-        parent_run = flow.run_id
-        if flow.agentic:
-            named = _text(current_agent_name(arguments.get("ev")))
-            agent = named or flow.agent
-            if named and named != flow.turn_agent:
-                self._new_turn(flow, named)
-            flow.agent = agent
-            parent_run = flow.turn_id or flow.run_id
-            if agent:
-                metadata[AGENT_KEY] = agent
-        else:
-            agent = parent.agent
-            if agent:
-                metadata[AGENT_KEY] = agent
-            if flow.top_level:
-                flow.steps += 1
-                metadata[NODE_KEY], tags = method, (f"{NODE_TAG_PREFIX}{flow.steps}",)
-        # A nested workflow's step inside its flow run, adding nothing: folded when no sink
-        # needs it. (An agent's step declares the agent, which its turn does not: never.)
-        folded = not flow.agentic and not tags and tracker.fold(id_, parent_run, tags, metadata)
-        self._remember(id_, Span(id_, RunKind.CHAIN, 0, agent, flow, "step", method,
-                                  folded=folded))
-        if not folded:
-            tracker.start(RunStart(id_, parent_run, RunKind.CHAIN, method, tags, metadata))
-
-    def _new_turn(self, flow: Flow, agent: str) -> None:
-        """The next agent acts: close the previous agent's turn, open this one's."""
-        self._end_turn(flow, None)
-        flow.turns += 1
-        flow.turn_id, flow.turn_agent = f"{flow.run_id}#turn-{flow.turns}", agent
-        metadata: dict[str, Any] = {NODE_KEY: agent}
-        if not flow.top_level:
-            # A nested workflow's agents are not stages of the outer one (a LangGraph
-            # subgraph's namespace says the same), but handoffs between them still land.
-            metadata[NAMESPACE_KEY] = f"{flow.run_id}|{agent}"
-        self.tracker.start(RunStart(flow.turn_id, flow.run_id, RunKind.CHAIN, agent,
-                                    tags=(f"{NODE_TAG_PREFIX}{flow.turns}",), metadata=metadata))
-
-    def _end_turn(self, flow: Flow, error: BaseException | None) -> None:
-        if flow.turn_id is not None:
-            turn, flow.turn_id, flow.turn_agent = flow.turn_id, None, None
-            self.tracker.end(_ending(turn, None, error))
-
-    def span_exit(self, id_: str, result: Any) -> None:
-        span = self._spans.pop(id_, None)
+    def exit_run(self, id_: str, span: Span | None, result: Any) -> None:
+        """The exit of a span that is a run (``span``), or that we never saw (None)."""
         tracker = self._tracker or self.tracker
         if span is None:
             tracker.end(RunEnd(id_))  # never seen: counted as an unknown run
             return
-        if span.run_id != id_:
-            return  # transparent, or the same call one level down
-        if span.folded:
+        if span[FOLDED]:
             tracker.unfold(id_)
             return
-        kind = span.kind
-        if kind is RunKind.LLM:
-            with self._lock:
+        kind = span[KIND]
+        if kind is LLM:
+            lock = self._lock
+            lock.acquire()  # not `with`: half its cost
+            try:
                 llm = self._llms.get(id_)
                 if llm is not None and isinstance(result, _STREAMS):
                     llm.stream = True
                     self._streams[llm.instance_id] = llm
                     return  # the end event (or an exception event) ends it
+            finally:
+                lock.release()
             if llm is not None:
                 self._end_llm(llm, result, None)
                 return
-        if span.flow is not None and span.role == "workflow":
-            self._end_turn(span.flow, None)
-        if kind is RunKind.TOOL:
+        flow = span[FLOW]
+        if flow is not None and span[ROLE] == "workflow":
+            self._end_turn(flow, None)
+        if kind is TOOL:
             error = (ToolCallFailed("tool returned is_error=True")
                      if getattr(result, "is_error", False) is True else None)
             # A handoff is recorded when the target agent's turn starts (the tracker lands
             # it): a refused handoff (unknown agent) never starts one.
-            tracker.end(RunEnd(id_, outputs=result, error=error, handoffs=(
-                (span.handoff,) if span.handoff and error is None else ())))
+            handoff = span[HANDOFF]
+            tracker.end(RunEnd(id_, result, error, None, None,
+                               (handoff,) if handoff and error is None else ()))
         else:
             tracker.end(RunEnd(id_, result))
-        if span.wrapper is not None:
-            tracker.end(RunEnd(span.wrapper, result))
+        wrapper = span[WRAPPER]
+        if wrapper is not None:
+            tracker.end(RunEnd(wrapper, result))
 
-    def span_drop(self, id_: str, err: BaseException | None) -> None:
-        span = self._spans.pop(id_, None)
+    def drop_run(self, id_: str, span: Span | None, err: BaseException | None) -> None:
+        """A span that is a run (or that we never saw) raised."""
         if span is None:
             self.tracker.end(RunEnd(id_))  # counted as an unknown run
             return
-        if span.run_id != id_:
-            return  # transparent, or the same call one level down
-        if span.folded:
+        if span[FOLDED]:
             (self._tracker or self.tracker).unfold(id_)
             return
-        llm = self._llms.get(id_) if span.kind is RunKind.LLM else None
+        llm = self._llms.get(id_) if span[KIND] is LLM else None
         if llm is not None:
             self._end_llm(llm, None, err)
             return
-        if span.role == "workflow" and span.flow is not None:
-            self._end_turn(span.flow, err)
-        self.tracker.end(_ending(id_, None, err))
-        if span.wrapper is not None:
-            self.tracker.end(_ending(span.wrapper, None, err))
+        flow = span[FLOW]
+        if span[ROLE] == "workflow" and flow is not None:
+            self._end_turn(flow, err)
+        self.tracker.end(ending(id_, None, err))
+        wrapper = span[WRAPPER]
+        if wrapper is not None:
+            self.tracker.end(ending(wrapper, None, err))
 
     # -- LLM events ------------------------------------------------------------------------
 
@@ -364,23 +313,27 @@ class Bridge:
             # An end event for a call we never saw start: counted, never raised.
             self.tracker.end(RunEnd(span_id if isinstance(span_id, str) else "unknown"))
             return
-        usage = response_usage(response)
+        usage, model = usage_and_model(response)
         if usage is not None:
             llm.usage = usage
-        llm.model = response_model(response) or llm.model
+        llm.model = model or llm.model
         llm.read = response
         if llm.stream and span_id == llm.run_id:
             self._end_llm(llm, response, None)
 
     def _end_llm(self, llm: Llm, result: Any, error: BaseException | None) -> None:
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._llms.pop(llm.run_id, None) is None:
                 return  # already ended (an end event and an exception event)
             for alias in llm.aliases:
                 self._llms.pop(alias, None)
             if self._streams.get(llm.instance_id) is llm:
                 del self._streams[llm.instance_id]
-        event = _ending(llm.run_id, result, error)
+        finally:
+            lock.release()
+        event = ending(llm.run_id, result, error)
         if result is not None and result is llm.read:
             # The end event has read this very response (the usual case): not twice.
             event.usage, event.response_model = llm.usage, llm.model
@@ -389,9 +342,3 @@ class Bridge:
             event.usage = usage or llm.usage
             event.response_model = response_model(result) or llm.model
         self.tracker.end(event)
-
-
-def _ending(run_id: str, outputs: Any, error: BaseException | None) -> RunEnd:
-    if error is not None and type(error).__name__ in _CANCELLATIONS:
-        return RunEnd(run_id, outputs=outputs, cancelled=True)
-    return RunEnd(run_id, outputs=outputs, error=error)

@@ -44,7 +44,9 @@ _CLASSIFIED: dict[tuple[type, str], tuple[RunKind, str] | None] = {}
 # ours (None: a transparent span).
 WORKFLOW, MAYBE_STEP = "workflow", "step"
 Shape = tuple[RunKind, str] | str | None
-SHAPES: dict[tuple[type, str], Shape] = {}
+# Run kinds read on every run: on Python 3.11 ``RunKind.LLM`` goes through EnumType's
+# __getattr__ hook, several times the cost of a module constant.
+LLM, TOOL, CHAIN, EMBEDDING = RunKind.LLM, RunKind.TOOL, RunKind.CHAIN, RunKind.EMBEDDING
 
 
 def classify(instance: Any, method: str) -> tuple[RunKind, str] | None:
@@ -65,8 +67,7 @@ def classify(instance: Any, method: str) -> tuple[RunKind, str] | None:
 
 
 def shape(instance: Any, qualified: str) -> Shape:
-    """What the span of ``qualified`` (``Owner.method``) on ``instance`` is; cached per class
-    and method in :data:`SHAPES` (read it first: this is the miss path)."""
+    """What the span of ``qualified`` (``Owner.method``) on ``instance`` is."""
     method = qualified.rpartition(".")[2]
     found: Shape = classify(instance, method)
     if found is None:
@@ -74,8 +75,44 @@ def shape(instance: Any, qualified: str) -> Shape:
             found = MAYBE_STEP
         elif method == "run" and isinstance(instance, Workflow):
             found = WORKFLOW
-    if len(SHAPES) < 10_000:
-        SHAPES[(type(instance), qualified)] = found
+    return found
+
+
+def qualified_name(id_: str) -> str:
+    """``AgentWorkflow.setup_agent`` from ``AgentWorkflow.setup_agent-<uuid4>`` (the
+    dispatcher's shape: a slice, not a split); any other id: up to its fifth dash from the
+    end."""
+    if id_[-37:-36] == "-" and id_.count("-", -36) == 4:
+        return id_[:-37]
+    return id_.rsplit("-", 5)[0]
+
+
+# The span handler's lookup, per class of the span's instance: None when no span of the class
+# can be a unit of work (not a unit's class nor a workflow: every span is transparent, the
+# method is not even read), MAYBE_STEP for spans without an instance (functions: only the
+# tags tell a step), else {qualified name: shape}, filled from ids of the dispatcher's shape
+# (``name-<uuid4>``) only: the handler looks an id up by its slice without checking its uuid.
+CLASSES: dict[type, Any] = {}
+_UNIT_BASES = (*(base for base, _, _, _ in _UNITS), Workflow)
+
+
+def shape_of(id_: str, instance: Any) -> Shape:
+    """The shape of span ``id_`` the long way (the handler's cache missed); caches it."""
+    qualified = qualified_name(id_)
+    found = shape(instance, qualified)
+    cls = type(instance)
+    entry = CLASSES.get(cls, CLASSES)  # (the dict itself: nothing stored yet)
+    if entry is CLASSES:
+        if instance is None:
+            entry = MAYBE_STEP
+        elif isinstance(instance, _UNIT_BASES):
+            entry = {}
+        else:
+            entry = None
+        if len(CLASSES) < 1_000:
+            CLASSES[cls] = entry
+    if type(entry) is dict and len(entry) < 1_000 and qualified and qualified == id_[:-37]:
+        entry[qualified] = found
     return found
 
 
@@ -155,7 +192,7 @@ def unit_name(instance: Any, role: str) -> str:
 
 
 def inputs_of(kind: RunKind, arguments: dict[str, Any]) -> Any:
-    if kind is RunKind.LLM:
+    if kind is LLM:
         if "messages" in arguments:
             return arguments["messages"]
         prompt = arguments.get("prompt")
@@ -163,7 +200,7 @@ def inputs_of(kind: RunKind, arguments: dict[str, Any]) -> Any:
         if prompt is None and isinstance(args, tuple) and args:
             prompt = args[0]
         return [prompt] if prompt is not None else None
-    if kind is RunKind.TOOL:
+    if kind is TOOL:
         kwargs = arguments.get("kwargs")
         if isinstance(kwargs, dict):  # without the workflow Context a handoff tool receives
             return {k: v for k, v in kwargs.items() if k != "ctx"}
@@ -175,11 +212,21 @@ def inputs_of(kind: RunKind, arguments: dict[str, Any]) -> Any:
     return None
 
 
+_PARAMS_OF: dict[type, tuple[str, ...]] = {}  # class -> readable(class, _PARAMS)
+_NUMBERS = (int, float)  # (``int | float`` builds a union object at every evaluation)
+
+
 def parameters_of(llm: Any) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for key in readable(type(llm), _PARAMS):
+    cls = type(llm)
+    keys = _PARAMS_OF.get(cls)
+    if keys is None:
+        keys = readable(cls, _PARAMS)
+        if len(_PARAMS_OF) < 1_000:
+            _PARAMS_OF[cls] = keys
+    for key in keys:
         value = lookup(llm, key)  # not getattr: a pydantic miss raises twice inside pydantic
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, _NUMBERS) and not isinstance(value, bool):
             found[key] = value
     return found
 
@@ -187,7 +234,7 @@ def parameters_of(llm: Any) -> dict[str, Any]:
 def system_prompt_of(arguments: dict[str, Any], llm: Any) -> str | None:
     parts: list[str] = []
     messages = arguments.get("messages")
-    if isinstance(messages, list | tuple):
+    if isinstance(messages, (list, tuple)):
         for message in messages:
             role = getattr(message, "role", None)
             if getattr(role, "value", role) == "system":

@@ -44,7 +44,11 @@ _USAGE_KEYS = frozenset({
     "usage", "usage_metadata", "token_usage", "prompt_tokens", "completion_tokens",
     "input_tokens", "output_tokens", "prompt_token_count", "candidates_token_count",
     "inputTokens", "outputTokens", "prompt_eval_count", "eval_count", "ResponseMetadata"})
+_NESTED = ("usage", "usage_metadata", "token_usage")  # a usage block inside the source
+_NESTED_KEYS = frozenset(_NESTED)
 _MODEL_KEYS = ("model", "model_name", "model_id", "deployment_name")
+_ANSWER_KEYS = ("model", "model_version", "modelVersion", "model_name")  # in a response's raw
+_ANSWER_KEY_SET = frozenset(_ANSWER_KEYS)
 
 
 def _shape(cls: type) -> int:
@@ -133,21 +137,28 @@ def usage_of(source: Any) -> Usage | None:
         if _USAGE_KEYS.isdisjoint(source):
             return None
         get: Callable[[str], Any] = source.get  # what _get does for a dict, minus a frame a key
+        nested = not _NESTED_KEYS.isdisjoint(source)  # (one C call, not three gets)
     else:
-        get = functools.partial(_get, source)
-    for key in ("usage", "usage_metadata", "token_usage"):
-        inner = get(key)
-        if inner is not None and inner is not source:
-            found = usage_of(inner)
-            if found is not None:
-                return found
-    if get("prompt_tokens") is not None or get("completion_tokens") is not None:
-        prompt = _int(get("prompt_tokens"))
-        completion = _int(get("completion_tokens"))
-        return Usage(prompt, completion, _int(get("total_tokens")) or prompt + completion,
-                     cache_read_tokens=_int(_get(get("prompt_tokens_details"), "cached_tokens")),
-                     reasoning_tokens=_int(_get(get("completion_tokens_details"),
-                                                "reasoning_tokens")))
+        get, nested = functools.partial(_get, source), True
+    if nested:
+        for key in _NESTED:
+            inner = get(key)
+            if inner is not None and inner is not source:
+                found = usage_of(inner)
+                if found is not None:
+                    return found
+    prompt, completion = get("prompt_tokens"), get("completion_tokens")
+    if prompt is not None or completion is not None:  # OpenAI chat
+        # _int() inline for the usual positive int: this runs once per LLM call.
+        prompt = prompt if type(prompt) is int and prompt > 0 else _int(prompt)
+        completion = (completion if type(completion) is int and completion > 0
+                      else _int(completion))
+        total = get("total_tokens")
+        total = total if type(total) is int and total > 0 else _int(total)
+        details_in, details_out = get("prompt_tokens_details"), get("completion_tokens_details")
+        return Usage(prompt, completion, total or prompt + completion,
+                     0 if details_in is None else _int(_get(details_in, "cached_tokens")), 0,
+                     0 if details_out is None else _int(_get(details_out, "reasoning_tokens")))
     if get("input_tokens") is not None or get("output_tokens") is not None:
         cache_read = _int(get("cache_read_input_tokens"))
         cache_creation = _int(get("cache_creation_input_tokens"))
@@ -190,33 +201,65 @@ def response_usage(response: Any) -> Usage | None:
     ``additional_kwargs`` (the response's, then its message's); None when none reports any."""
     if response is None:
         return None
-    found = usage_of(_get(response, "raw"))
-    if not _counts(found):  # the next places are read only when raw reported nothing
-        found = usage_of(_get(response, "additional_kwargs"))
-        if not _counts(found):
-            found = usage_of(_get(_get(response, "message"), "additional_kwargs"))
-    return found if _counts(found) else None
+    return _usage(response, _get(response, "raw"))
 
 
-def _counts(usage: Usage | None) -> bool:
-    return usage is not None and bool(usage.input_tokens or usage.output_tokens)
+def _usage(response: Any, raw: Any) -> Usage | None:
+    """:func:`response_usage`, ``raw`` (the response's) read already."""
+    found = usage_of(raw)
+    if found is not None and (found.input_tokens or found.output_tokens):
+        return found
+    # The next places are read only when raw reported nothing.
+    found = usage_of(_get(response, "additional_kwargs"))
+    if found is None or not (found.input_tokens or found.output_tokens):
+        found = usage_of(_get(_get(response, "message"), "additional_kwargs"))
+    return found if found is not None and (found.input_tokens or found.output_tokens) else None
 
 
 def response_model(response: Any) -> str | None:
     """The model the provider says answered (``raw.model`` / ``raw.model_version``...)."""
-    raw = _get(response, "raw")
+    return _model(_get(response, "raw"))
+
+
+def _model(raw: Any) -> str | None:
     if raw is None:
         return None
-    for key in ("model", "model_version", "modelVersion", "model_name"):
+    if type(raw) is dict:  # the usual raw: no _get frame a key, and most often no such key
+        if _ANSWER_KEY_SET.isdisjoint(raw):
+            return None
+        for key in _ANSWER_KEYS:
+            value = raw.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return None
+    for key in _ANSWER_KEYS:
         value = _get(raw, key)
         if isinstance(value, str) and value:
             return value
     return None
 
 
+def usage_and_model(response: Any) -> tuple[Usage | None, str | None]:
+    """:func:`response_usage` and :func:`response_model` of an LLM end event's response,
+    ``raw`` read once."""
+    if response is None:
+        return None, None
+    raw = _get(response, "raw")
+    return _usage(response, raw), _model(raw)
+
+
+_MODEL_KEYS_OF: dict[type, tuple[str, ...]] = {}  # class -> readable(class, _MODEL_KEYS)
+
+
 def request_model(llm: Any) -> str | None:
     """The model an LLM or embedding object is configured with."""
-    for key in readable(type(llm), _MODEL_KEYS):
+    cls = type(llm)
+    keys = _MODEL_KEYS_OF.get(cls)  # (readable() keys its cache by a tuple: one more alloc)
+    if keys is None:
+        keys = readable(cls, _MODEL_KEYS)
+        if len(_MODEL_KEYS_OF) < 1_000:
+            _MODEL_KEYS_OF[cls] = keys
+    for key in keys:
         value = _get(llm, key)
         if isinstance(value, str) and value:
             return value
@@ -239,10 +282,23 @@ _PROVIDERS = {
 }
 
 
+_PROVIDER_OF: dict[type, str | None] = {}
+
+
 def provider_of(llm: Any) -> str | None:
-    """The provider, when the LLM's integration package says it (``llama_index.llms.openai``)."""
-    module = type(llm).__module__ or ""
+    """The provider, when the LLM's integration package says it (``llama_index.llms.openai``);
+    cached per class (it depends on the class's module only)."""
+    cls = type(llm)
+    try:
+        return _PROVIDER_OF[cls]
+    except KeyError:
+        pass
+    module = cls.__module__ or ""
+    found = None
     for prefix in ("llama_index.llms.", "llama_index.embeddings."):
         if module.startswith(prefix):
-            return _PROVIDERS.get(module[len(prefix):].split(".", 1)[0])
-    return None
+            found = _PROVIDERS.get(module[len(prefix):].split(".", 1)[0])
+            break
+    if len(_PROVIDER_OF) < 1_000:
+        _PROVIDER_OF[cls] = found
+    return found
