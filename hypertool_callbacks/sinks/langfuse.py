@@ -43,35 +43,34 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
-from hypertool_callbacks import semconv as sc
 from hypertool_callbacks.config import Config
-from hypertool_callbacks.context.runs import Run, Status
+from hypertool_callbacks.context.runs import Run
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.events import RunKind
 from hypertool_callbacks.safety import RateLimitedLog
 from hypertool_callbacks.sinks.langfuse_content import capped, text_mask
-from hypertool_callbacks.sinks.langfuse_direct import OpenObservation, probe
+from hypertool_callbacks.sinks.langfuse_direct import OpenObservation, probe, root_attributes
 from hypertool_callbacks.sinks.langfuse_env import LANGFUSE_NO_KEYS, keys_configured
 from hypertool_callbacks.sinks.langfuse_export import connect, run_bounded
 from hypertool_callbacks.sinks.langfuse_fields import SESSION_KEY as SESSION_KEY
 from hypertool_callbacks.sinks.langfuse_fields import TAGS_KEY as TAGS_KEY
 from hypertool_callbacks.sinks.langfuse_fields import USER_KEY as USER_KEY
 from hypertool_callbacks.sinks.langfuse_fields import (
-    llm_input,
-    llm_output,
-    metadata,
     metadata_attributes,
+    observation_fields,
     sdk_json,
-    to_datetime,
     trace_attributes,
     usage_details,
 )
+from hypertool_callbacks.sinks.langfuse_observation import AVAILABLE as OBSERVATION_ATTRIBUTES
+from hypertool_callbacks.sinks.langfuse_observation import ObservationAttributes
+from hypertool_callbacks.sinks.langfuse_wire import WireEncoder
 
 _log = logging.getLogger(__name__)
 
 _SPAN = "langfuse.span"  # our key in Run.extra
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-_MAX_STATUS = 1000
+_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
 _JSON_FIELDS = ("usage_details", "cost_details", "model_parameters")
 _CLASSES: dict[str, Callable[..., Any]] = {
     "generation": LangfuseGeneration, "embedding": LangfuseEmbedding, "tool": LangfuseTool,
@@ -165,7 +164,13 @@ class LangfuseSink(Sink):
         # Finished spans straight to the SDK's processor, where provably the same (see
         # langfuse_direct), on our own provider only; live SDK spans otherwise.
         self._direct = (probe(self._tracer) if self._owned and _ATTRIBUTES is not None
-                        else None)
+                        and OBSERVATION_ATTRIBUTES else None)
+        if self._direct is not None:
+            if self._owned and connection.wire:  # our exporter joins pre-encoded spans
+                self._direct.encoder = WireEncoder()
+            self._build = ObservationAttributes(
+                persona_as_user, getattr(client, "_environment", None),
+                getattr(client, "_release", None), self._content).build
         if self._owned:
             atexit.register(self._at_exit)
 
@@ -179,16 +184,26 @@ class LangfuseSink(Sink):
             root.trace_id = _new_trace_id()
         if run.trace_id is None:
             run.trace_id = root.trace_id
-        parent = self._parent_span(run)
-        if self._direct is not None:
-            if isinstance(parent, OpenObservation):
-                observation = self._direct.start(parent.context, root=False)
+        direct = self._direct
+        if direct is not None:
+            ancestor = run.parent  # _parent_span, for the observations of direct mode
+            while ancestor is not None:
+                parent = ancestor.extra.get(_SPAN)
+                if type(parent) is OpenObservation:
+                    observation = direct.start(parent.context, False)
+                    break
+                if parent is not None and isinstance(parent, trace.Span | OpenObservation):
+                    observation = (direct.start(parent.context, False)
+                                   if isinstance(parent, OpenObservation)
+                                   else direct.start(self._remote(root.trace_id), True))
+                    break
+                ancestor = ancestor.parent
             else:
-                remote = self._trace_parent(root.trace_id).get_span_context()
-                observation = self._direct.start(remote, root=True)
+                observation = direct.start(self._remote(root.trace_id), True)
             if observation is not None:
                 run.extra[_SPAN] = observation
             return
+        parent = self._parent_span(run)
         attributes: dict[str, Any] = {}
         if not isinstance(parent, trace.Span):  # None (direct mode is for the sink's life)
             parent = self._trace_parent(root.trace_id)
@@ -221,18 +236,17 @@ class LangfuseSink(Sink):
             span.end(end_time=run.end_ns)
 
     def _end_direct(self, run: Run, observation: OpenObservation) -> None:
+        # The attributes the live path sets (_trace_attributes, _observation_attributes),
+        # built in one pass (langfuse_observation; the tests compare both paths' spans).
         assert self._direct is not None
-        attributes: dict[str, Any] = {}
         status = None
         try:
-            attributes = self._trace_attributes(run)
-            kind = observation_type(run)
-            fields = self._fields(run, kind)
-            attributes = self._observation_attributes(kind, fields, attributes)
-            if fields.get("level") == "ERROR":
-                status = trace.Status(trace.StatusCode.ERROR, fields.get("status_message"))
+            attributes, message = self._build(run, observation_type(run), observation.root)
+            if message is not None:  # level ERROR
+                status = trace.Status(trace.StatusCode.ERROR, message)
         except Exception:
-            attributes = {}  # as a live span that failed to fill: ended with what it had
+            # As a live span that failed to fill: ended with what it had at start.
+            attributes = root_attributes(observation.root)
             raise
         finally:
             self._direct.end(observation, run.name, run.start_ns, run.end_ns, attributes,
@@ -269,14 +283,16 @@ class LangfuseSink(Sink):
     def _trace_parent(self, trace_id: str) -> trace.Span:
         """The SDK's own way to start a trace with a given id: a sampled, non-recording parent
         carrying it (the observation is then marked as the trace's root)."""
+        return trace.NonRecordingSpan(self._remote(trace_id))
+
+    def _remote(self, trace_id: str) -> trace.SpanContext:
         # An earlier sink may hand over anything (or the all-zero, invalid id).
         if not isinstance(trace_id, str) or not _TRACE_ID.match(trace_id) or not int(trace_id, 16):
             self._warn.warning("trace_id", "hypertool: invalid trace id %r; Langfuse gets "
                                "another one", trace_id)
             trace_id = _new_trace_id()
-        remote = trace.SpanContext(int(trace_id, 16), random.getrandbits(64) or 1, False,
-                                   trace.TraceFlags(trace.TraceFlags.SAMPLED))
-        return trace.NonRecordingSpan(remote)
+        return trace.SpanContext(int(trace_id, 16), random.getrandbits(64) or 1, False,
+                                 _SAMPLED)
 
     @staticmethod
     def _parent_span(run: Run) -> trace.Span | OpenObservation | None:
@@ -292,36 +308,7 @@ class LangfuseSink(Sink):
         return trace_attributes(run, self.persona_as_user)
 
     def _fields(self, run: Run, kind: str) -> dict[str, Any]:
-        llm = kind in ("generation", "embedding")
-        fields: dict[str, Any] = {
-            "input": self._content(llm_input(run.inputs) if llm else run.inputs),
-            "output": self._content(llm_output(run.outputs) if llm else run.outputs),
-            "metadata": metadata(run),
-        }
-        if run.error is not None:
-            fields["level"] = "ERROR"
-            fields["status_message"] = f"{type(run.error).__name__}: {run.error}"[:_MAX_STATUS]
-        elif run.status is Status.CANCELLED:
-            fields["level"] = "WARNING"
-            fields["status_message"] = "cancelled by the caller"
-        elif run.status is Status.EVICTED:
-            fields["level"] = "WARNING"
-            fields["status_message"] = "evicted: the run had not ended within hypertool's bounds"
-        if llm:
-            fields["model"] = run.response_model or run.model
-            fields["model_parameters"] = {
-                key: value for key, value in run.parameters.items()
-                if value is not None and (key in sc.REQUEST_PARAMETERS or key == "stop")} or None
-            # A call delegating to an inner one: the inner generation carries the usage.
-            fields["usage_details"] = (usage_details(run.usage)
-                                       if run.usage and not run.usage_in_child else None)
-            cost = run.cost
-            if cost is not None:  # our price, so that Langfuse does not guess one from the name
-                fields["cost_details"] = {"input": cost.input_usd, "output": cost.output_usd,
-                                          "total": cost.total_usd}
-            if run.first_token_ns is not None:
-                fields["completion_start_time"] = to_datetime(run.first_token_ns)
-        return fields
+        return observation_fields(run, kind, self._content)
 
     def _content(self, value: Any) -> str | None:
         if not self.capture_content or value is None:

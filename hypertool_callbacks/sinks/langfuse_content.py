@@ -88,7 +88,22 @@ def capped(value: Any, max_chars: int) -> str:
         capped({"q": "x" * 10_000}, 20)
         # '{"q": "xxxxxxxxxxxxx...[truncated by hypertool: 10009 chars, first 20 kept]'
     """
-    text = as_text(value)
+    # as_text and _encode inline: this runs twice per observation.
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            scan = getattr(_local, "scan", None)
+            if scan is None:
+                text = _encode(value)
+            else:
+                try:
+                    text = "".join(scan(value, 0))
+                except BaseException:
+                    _local.scan = None  # as _encode: its marks may be left behind
+                    raise
+        except (TypeError, ValueError, RecursionError):
+            text = str(value)
     if len(text) <= max_chars:
         return text
     return text[:max_chars] + MARKER.format(total=len(text), kept=max_chars)

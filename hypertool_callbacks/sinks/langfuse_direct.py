@@ -22,6 +22,10 @@ this only where that is provably all they do (otherwise the sink keeps live span
 * attribute order: start attributes, the processor's mark, then the end attributes (none of
   them repeat a key); values cleaned as ``BoundedAttributes`` cleans them (see
   :func:`clean_attributes`), limits applied by ``BoundedAttributes`` itself when they bite.
+
+When the sink's own exporter writes the batches (``encoder`` set), a span whose attributes
+needed no limits is made a ``WireReadySpan``: its OTLP bytes are written here, from the
+values it is made of, and its media pre-check done, so that the export only joins them.
 """
 
 from __future__ import annotations
@@ -37,12 +41,18 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
+from hypertool_callbacks.sinks.langfuse_media import attributes_may_hold_media
+from hypertool_callbacks.sinks.langfuse_wire import WireEncoder, WireReadySpan
+
 _log = logging.getLogger(__name__)
 _SDK_LOG = logging.getLogger("langfuse")
 
 _AS_ROOT = "langfuse.internal.as_root"
 _IS_APP_ROOT = "langfuse.internal.is_app_root"
 _UNSET = Status(StatusCode.UNSET)
+_INTERNAL = trace.SpanKind.INTERNAL
+_FLAGS = {0: TraceFlags(TraceFlags.SAMPLED),
+          TraceFlags.RANDOM_TRACE_ID: TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)}
 _PLAIN = (str, bool, int, float, bytes, NoneType)  # kept as they are, subclasses too
 _MIN_ATTRIBUTES = 16  # below this Langfuse's own limit logic could drop the app-root mark
 
@@ -77,6 +87,8 @@ class DirectSpans:
         self._processor = processor
         # The batch queue itself, when on_end provably only filters and queues (see _probe).
         self._emit = emit
+        # Set by the sink when its exporter reads WireReadySpan's bytes (langfuse_wire).
+        self.encoder: WireEncoder | None = None
         self._processors = processor._span_processors  # replaced when one is added
         self._new_span_id = tracer.id_generator.generate_span_id
         limits = tracer._span_limits
@@ -88,28 +100,38 @@ class DirectSpans:
         as ``start_span`` then returns a non-recording span)."""
         if not self._tracer._is_enabled():
             return None
-        flags = TraceFlags.SAMPLED
-        if parent.trace_flags.random_trace_id:
-            flags |= TraceFlags.RANDOM_TRACE_ID
-        context = SpanContext(parent.trace_id, self._new_span_id(), is_remote=False,
-                              trace_flags=TraceFlags(flags), trace_state=parent.trace_state)
+        # SAMPLED, and RANDOM_TRACE_ID when the parent has it: one of two flag values.
+        flags = _FLAGS[parent.trace_flags & TraceFlags.RANDOM_TRACE_ID]
+        context = SpanContext(parent.trace_id, self._new_span_id(), False, flags,
+                              parent.trace_state)
         return OpenObservation(context, parent, root)
 
     def end(self, observation: OpenObservation, name: str, start_ns: int, end_ns: int | None,
             attributes: dict[str, Any], status: Status | None) -> None:
-        """Hand the finished span to the processors, as ``Span.end`` does."""
+        """Hand the finished span to the processors, as ``Span.end`` does. ``attributes``
+        start with the root marks for a root (see :func:`root_attributes`)."""
         tracer = self._tracer
-        ordered: dict[str, Any] = ({_AS_ROOT: True, _IS_APP_ROOT: True}
-                                   if observation.root else {})
-        ordered.update(attributes)
-        span = ReadableSpan(
+        cleaned = self._attributes(attributes)
+        end_time = end_ns if end_ns is not None else time.time_ns()
+        status = status or _UNSET
+        wire = None
+        if self.encoder is not None and type(cleaned) is dict:
+            try:  # the bytes the exporter would write for this span, from the same values
+                wire = self.encoder.span_field(observation.context, observation.parent, name,
+                                               _INTERNAL, start_ns, end_time, cleaned, status)
+            except Exception:  # a value the encoder leaves to the SDK's: exported as usual
+                wire = None
+        span = (ReadableSpan if wire is None else WireReadySpan)(
             name=name, context=observation.context, parent=observation.parent,
-            resource=tracer.resource, attributes=self._attributes(ordered),
-            kind=trace.SpanKind.INTERNAL, instrumentation_info=tracer.instrumentation_info,
-            status=status or _UNSET, start_time=start_ns,
-            end_time=end_ns if end_ns is not None else time.time_ns(),
+            resource=tracer.resource, attributes=cleaned, kind=_INTERNAL,
+            instrumentation_info=tracer.instrumentation_info, status=status,
+            start_time=start_ns, end_time=end_time,
             instrumentation_scope=tracer._instrumentation_scope,
         )
+        if wire is not None:
+            assert isinstance(span, WireReadySpan)
+            span.wire = wire
+            span.media = attributes_may_hold_media(cleaned)
         if (self._emit is not None and self._processor._span_processors is self._processors
                 and not _SDK_LOG.isEnabledFor(logging.DEBUG)):
             self._emit(span)
@@ -124,6 +146,12 @@ class DirectSpans:
                 return cleaned
         # Limits that bite, or values to convert: the SDK's own container does it.
         return BoundedAttributes(maximum, ordered, immutable=True, max_value_len=self._max_length)
+
+
+def root_attributes(root: bool) -> dict[str, Any]:
+    """The attributes an observation starts with: the root marks, in the order the SDK
+    sets them (``as_root`` at start, then the processor's ``is_app_root``)."""
+    return {_AS_ROOT: True, _IS_APP_ROOT: True} if root else {}
 
 
 def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any] | None:

@@ -112,6 +112,7 @@ class CountingSpanExporter(SpanExporter):
         self._session = _RecordingSession()
         self._inner = WireSpanExporter(endpoint=endpoint, headers=dict(headers), timeout=timeout,
                                        compression=Compression.Gzip, session=self._session)
+        self.reads_wire_spans = self._inner.fast
         metrics = build_metrics(REGISTRY if registry is None else registry)
         self._failures = metrics[catalog.LANGFUSE_EXPORT_FAILURES.name]
         self._warn = RateLimitedLog(_log)
@@ -149,6 +150,9 @@ class Connection:
     client: Langfuse
     provider: TracerProvider
     tracer: trace.Tracer
+    # The export joins the bytes of WireReadySpans (langfuse_wire) as they come: no SDK
+    # exporter in between that would copy them into plain spans.
+    wire: bool = False
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -215,9 +219,10 @@ def connect(
     tracer = getattr(client, "_otel_tracer", None)  # private in 5.x: checked, not assumed
     if tracer is None or not hasattr(tracer, "start_span"):
         raise ConfigError(f"unsupported Langfuse SDK {langfuse_version}: client has no tracer")
-    for processor in getattr(provider._active_span_processor, "_span_processors", ()):
-        skip_unneeded_media_checks(processor)  # only on the provider we made
-    return Connection(client, provider, tracer)
+    skipped = [skip_unneeded_media_checks(processor)  # only on the provider we made
+               for processor in getattr(provider._active_span_processor, "_span_processors", ())]
+    return Connection(client, provider, tracer,
+                      wire=skipped == [True] and exporter.reads_wire_spans)
 
 
 def run_bounded(work: Callable[[], object], timeout: float, name: str) -> bool:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from typing import Any
 
 from langfuse import LangfuseOtelSpanAttributes
 
+from hypertool_callbacks import semconv as sc
 from hypertool_callbacks.context.inference import THREAD_KEY
 from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
 from hypertool_callbacks.events import Usage
@@ -25,6 +27,9 @@ USER_KEY = "langfuse_user_id"
 SESSION_KEY = "langfuse_session_id"
 TAGS_KEY = "langfuse_tags"
 _MAX_ATTR = 200  # Langfuse drops longer user/session/tag values
+MAX_STATUS = 1000
+CANCELLED = "cancelled by the caller"
+EVICTED = "evicted: the run had not ended within hypertool's bounds"
 
 
 def _text(value: Any) -> str | None:
@@ -151,3 +156,39 @@ def metadata_attributes(values: dict[str, Any]) -> tuple[dict[str, str], dict[st
         else:
             rest[key] = value
     return attributes, rest
+
+
+def observation_fields(run: Run, kind: str,
+                       content: Callable[[Any], str | None]) -> dict[str, Any]:
+    """The keyword arguments of the SDK's attribute builder for a finished run (the live
+    path; ``content`` turns an input or output into its text)."""
+    llm = kind in ("generation", "embedding")
+    fields: dict[str, Any] = {
+        "input": content(llm_input(run.inputs) if llm else run.inputs),
+        "output": content(llm_output(run.outputs) if llm else run.outputs),
+        "metadata": metadata(run),
+    }
+    if run.error is not None:
+        fields["level"] = "ERROR"
+        fields["status_message"] = f"{type(run.error).__name__}: {run.error}"[:MAX_STATUS]
+    elif run.status is Status.CANCELLED:
+        fields["level"] = "WARNING"
+        fields["status_message"] = CANCELLED
+    elif run.status is Status.EVICTED:
+        fields["level"] = "WARNING"
+        fields["status_message"] = EVICTED
+    if llm:
+        fields["model"] = run.response_model or run.model
+        fields["model_parameters"] = {
+            key: value for key, value in run.parameters.items()
+            if value is not None and (key in sc.REQUEST_PARAMETERS or key == "stop")} or None
+        # A call delegating to an inner one: the inner generation carries the usage.
+        fields["usage_details"] = (usage_details(run.usage)
+                                   if run.usage and not run.usage_in_child else None)
+        cost = run.cost
+        if cost is not None:  # our price, so that Langfuse does not guess one from the name
+            fields["cost_details"] = {"input": cost.input_usd, "output": cost.output_usd,
+                                      "total": cost.total_usd}
+        if run.first_token_ns is not None:
+            fields["completion_start_time"] = to_datetime(run.first_token_ns)
+    return fields

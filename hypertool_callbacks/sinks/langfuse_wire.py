@@ -7,13 +7,18 @@ quarters of the export's CPU, paid in the app's process. Langfuse's observations
 written directly here, and attribute pairs that repeat from run to run (observation type,
 persona, workflow, ...) are encoded once. Anything else (events, links, other values) goes
 through the SDK's own span encoder, and tests compare the bytes with ``encode_spans``.
+
+The sink's own finished spans (:class:`WireReadySpan`) carry their bytes, written by
+:meth:`WireEncoder.span_field` from the very values the span is made of when it is made:
+the export then only joins them (reading a span back through ``ReadableSpan``'s properties
+cost more than writing its bytes).
 """
 
 from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common._internal import (
@@ -22,18 +27,24 @@ from opentelemetry.exporter.otlp.proto.common._internal import (
 )
 from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 _log = logging.getLogger(__name__)
 
 _KIND = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4,
          SpanKind.CONSUMER: 5}
+_INTERNAL = SpanKind.INTERNAL
+_STATUS_UNSET, _STATUS_OK = StatusCode.UNSET, StatusCode.OK
 _FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", 0x100)  # field 16: has-is-remote
 _FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", 0x300)  # ... and is-remote
 _CACHE_MAX = 4096  # encoded (key, string value) pairs kept
 _CACHE_VALUE_MAX = 256  # longer values (content) are not worth keeping
+_pack_q = struct.Struct("<Q").pack
+# Observation input and output: new text each time, never looked up in the pair cache.
+_CONTENT = frozenset({"langfuse.observation.input", "langfuse.observation.output"})
 
 
 _SMALL = [bytes((i,)) for i in range(0x80)]
@@ -50,6 +61,15 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def _size(size: int) -> bytes:
+    """A length as a varint: one or two bytes for any attribute but a huge one."""
+    if size < 0x80:
+        return _SMALL[size]
+    if size < 0x4000:
+        return bytes(((size & 0x7F) | 0x80, size >> 7))
+    return _varint(size)
 
 
 def _field(tag: int, payload: bytes) -> bytes:
@@ -81,31 +101,54 @@ def _any_value(value: Any) -> bytes:
     raise _Unsupported
 
 
+class WireReadySpan(ReadableSpan):
+    """A finished span that carries its ``ScopeSpans.spans`` field (``wire``), written by
+    :meth:`WireEncoder.span_field` from the values it was made of, and whether the SDK's
+    media handling must look at it (``media``). Anyone else sees a ``ReadableSpan``."""
+
+    __slots__ = ("media", "wire")
+
+    wire: bytes
+    media: bool
+
+
+# ReadableSpan's own fields, read directly (its properties copy events, links and
+# attributes on each read) when its layout is the one this was written against.
+_FIELDS = {"_name", "_context", "_kind", "_instrumentation_info", "_instrumentation_scope",
+           "_parent", "_start_time", "_end_time", "_attributes", "_events", "_links",
+           "_resource", "_status"}
+_DIRECT = set(vars(ReadableSpan("probe", resource=Resource.get_empty()))) == _FIELDS
+
+
 class WireEncoder:
     """``encode_spans(spans).SerializePartialToString()``, faster for plain spans."""
 
     def __init__(self) -> None:
         self._pairs: dict[tuple[str, Any], bytes] = {}
+        # Pairs of a bool, and of a tuple object seen again (the sink reuses its tag tuples),
+        # each kept apart: True == 1, and (1,) == (True,), would share an entry in _pairs.
+        self._bools: dict[tuple[str, bool], bytes] = {}
+        self._tuples: dict[tuple[str, int], tuple[tuple[Any, ...], bytes]] = {}
         self._keys: dict[str, bytes] = {}  # KeyValue.key fields
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, bytes]] = {}
 
-    def _long_text(self, key: str, value: str) -> list[bytes]:
-        """The KeyValue field of content (too long to cache), as pieces to join once: the
-        content's bytes are copied once, not once per nesting level."""
+    def _key(self, key: str) -> bytes:
         key_field = self._keys.get(key)
         if key_field is None:
             if len(self._keys) >= _CACHE_MAX:
                 self._keys.clear()
             key_field = self._keys[key] = _field(0x0A, key.encode("utf-8"))
+        return key_field
+
+    def _text_pair(self, key: str, value: str) -> bytes:
+        """The KeyValue field of uncached text (content), in as few steps as can be: here
+        the interpreter's steps cost more than copying the text twice."""
+        key_field = self._keys.get(key) or self._key(key)
         data = str.encode(value, "utf-8")
-        size = len(data)
-        text_size = _varint(size)
-        any_size = 1 + len(text_size) + size  # AnyValue{string_value}
-        any_size_bytes = _varint(any_size)
-        pair_size = len(key_field) + 1 + len(any_size_bytes) + any_size
-        return [b"\x4a", _varint(pair_size), key_field, b"\x12", any_size_bytes, b"\x0a",
-                text_size, data]
+        any_value = b"\x0a" + _size(len(data)) + data
+        pair = key_field + b"\x12" + _size(len(any_value)) + any_value
+        return b"\x4a" + _size(len(pair)) + pair
 
     def _attribute(self, key: str, value: Any) -> bytes:
         # Exact strings and tuples of them only: (1,) == (True,) would share an entry.
@@ -116,59 +159,110 @@ class WireEncoder:
             found = self._pairs.get((key, value))
             if found is not None:
                 return found
-        pair = _field(0x4A, _field(0x0A, key.encode("utf-8")) + _field(0x12, _any_value(value)))
+        pair = _field(0x4A, self._key(key) + _field(0x12, _any_value(value)))
         if cacheable:
             if len(self._pairs) >= _CACHE_MAX:
                 self._pairs.clear()
             self._pairs[(key, value)] = pair
         return pair
 
+    def span_field(self, context: SpanContext, parent: SpanContext | None, name: str,
+                   kind: SpanKind, start: int | None, end: int | None,
+                   attributes: Mapping[str, Any] | None, status: Status | None) -> bytes:
+        """The ``ScopeSpans.spans`` field of a span without events, links or dropped
+        attributes; raises :class:`_Unsupported` (or a TypeError ...) for other values."""
+        if type(context) is SpanContext:  # a tuple: its items, without a property call each
+            trace_id, span_id, _, _, state = context[:5]
+        else:
+            trace_id, span_id, state = context.trace_id, context.span_id, context.trace_state
+        parts = [b"\x0a\x10" + trace_id.to_bytes(16, "big"),
+                 b"\x12\x08" + span_id.to_bytes(8, "big")]
+        if state:
+            parts.append(_field(0x1A, ",".join(f"{k}={v}" for k, v in state.items())
+                                .encode("utf-8")))
+        if parent is not None:
+            parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+        if name:
+            parts.append(_field(0x2A, name.encode("utf-8")))
+        parts.append(b"\x30\x01" if kind is _INTERNAL else b"\x30" + bytes((_KIND[kind],)))
+        if start:
+            parts.append(b"\x39" + _pack_q(start))
+        if end:
+            parts.append(b"\x41" + _pack_q(end))
+        if attributes:
+            pairs = self._pairs
+            for key, value in attributes.items():
+                value_type = type(value)
+                if value_type is str:
+                    # Content is new text each time: not worth hashing for the cache.
+                    if key in _CONTENT or len(value) > _CACHE_VALUE_MAX:
+                        parts.append(self._text_pair(key, value))
+                        continue
+                    found = pairs.get((key, value))
+                elif value_type is bool:
+                    found = self._bools.get((key, value))
+                    if found is None:
+                        if len(self._bools) >= _CACHE_MAX:
+                            self._bools.clear()
+                        found = self._bools[(key, value)] = self._attribute(key, value)
+                elif value_type is tuple:
+                    seen = self._tuples.get((key, id(value)))
+                    # By identity, the tuple kept alive so that its id is not reused; only
+                    # tuples of strings, whose bytes cannot change.
+                    found = seen[1] if seen is not None and seen[0] is value else None
+                    if found is None:
+                        found = self._attribute(key, value)
+                        if all(type(item) is str for item in value):
+                            if len(self._tuples) >= _CACHE_MAX:
+                                self._tuples.clear()
+                            self._tuples[(key, id(value))] = (value, found)
+                else:
+                    found = None
+                parts.append(found if found is not None else self._attribute(key, value))
+        if status is not None:
+            code = status.status_code
+            if code is _STATUS_UNSET and not status.description:
+                parts.append(b"\x7a\x00")
+            else:
+                body = b""
+                if status.description:
+                    body = _field(0x12, status.description.encode("utf-8"))
+                value = 0 if code is _STATUS_UNSET else 1 if code is _STATUS_OK else code.value
+                if value:
+                    body += b"\x18" + _varint(value)
+                parts.append(_field(0x7A, body))
+        parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
+        body = b"".join(parts)
+        size = len(body)
+        return b"\x12" + (_SMALL[size] if size < 0x80 else _varint(size)) + body
+
     def _span(self, span: ReadableSpan) -> bytes:
+        if type(span) is WireReadySpan:
+            return span.wire
+        if _DIRECT and type(span) is ReadableSpan:
+            fields = span.__dict__
+            attributes, events, links = (fields["_attributes"], fields["_events"],
+                                         fields["_links"])
+            # The SDK's own containers (a live span's) may have dropped some: say so there.
+            if events or links or (type(events) is not tuple and span.dropped_events) or (
+                    type(links) is not tuple and span.dropped_links) or (
+                    attributes is not None and type(attributes) is not dict
+                    and span.dropped_attributes):
+                raise _Unsupported
+            context = fields["_context"]
+            if context is None:
+                raise _Unsupported
+            return self.span_field(context, fields["_parent"], fields["_name"],
+                                   fields["_kind"], fields["_start_time"], fields["_end_time"],
+                                   attributes, fields["_status"])
         if span.events or span.links or span.dropped_attributes or span.dropped_events \
                 or span.dropped_links:
             raise _Unsupported
         context = span.get_span_context()
         if context is None:
             raise _Unsupported
-        parent = span.parent
-        state = context.trace_state
-        parts = [b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-                 b"\x12\x08" + context.span_id.to_bytes(8, "big")]
-        if state:
-            parts.append(_field(0x1A, ",".join(f"{k}={v}" for k, v in state.items())
-                                .encode("utf-8")))
-        if parent is not None:
-            parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-        if span.name:
-            parts.append(_field(0x2A, span.name.encode("utf-8")))
-        parts.append(b"\x30" + bytes((_KIND[span.kind],)))
-        if span.start_time:
-            parts.append(b"\x39" + struct.pack("<Q", span.start_time))
-        if span.end_time:
-            parts.append(b"\x41" + struct.pack("<Q", span.end_time))
-        attributes = span.attributes
-        if attributes:
-            attribute, pairs = self._attribute, self._pairs
-            for key, value in attributes.items():
-                if type(value) is str:
-                    if len(value) > _CACHE_VALUE_MAX:
-                        parts.extend(self._long_text(key, value))
-                        continue
-                    found = pairs.get((key, value))
-                    if found is not None:
-                        parts.append(found)
-                        continue
-                parts.append(attribute(key, value))
-        status = span.status
-        if status is not None:
-            body = b""
-            if status.description:
-                body = _field(0x12, status.description.encode("utf-8"))
-            if status.status_code.value:
-                body += b"\x18" + _varint(status.status_code.value)
-            parts.append(_field(0x7A, body))
-        parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
-        return _field(0x12, b"".join(parts))  # ScopeSpans.spans
+        return self.span_field(context, span.parent, span.name, span.kind, span.start_time,
+                               span.end_time, span.attributes, span.status)
 
     def _cached(self, cache: dict[int, tuple[Any, bytes]], obj: Any, encode: Any) -> bytes:
         # By identity, with the object kept alive so its id cannot be reused: every span of
@@ -194,7 +288,11 @@ class WireEncoder:
             except (_Unsupported, KeyError, AttributeError, TypeError, OverflowError,
                     struct.error):
                 data = _field(0x12, _encode_span(span).SerializePartialToString())
-            resource, scope = span.resource, span.instrumentation_scope or None
+            if _DIRECT and (type(span) is WireReadySpan or type(span) is ReadableSpan):
+                fields = span.__dict__
+                resource, scope = fields["_resource"], fields["_instrumentation_scope"] or None
+            else:
+                resource, scope = span.resource, span.instrumentation_scope or None
             group = by_object.get((id(resource), id(scope)))
             if group is None:
                 group = by_object[(id(resource), id(scope))] = (resource, scope, [])
@@ -229,6 +327,11 @@ class WireSpanExporter(OTLPSpanExporter):
         self._encoder = WireEncoder()
         self._fast = all(hasattr(self, name) for name in
                          ("_client", "_metrics", "_max_request_size", "_shutdown"))
+
+    @property
+    def fast(self) -> bool:
+        """Whether this encoder writes the batches (and so reads WireReadySpan's bytes)."""
+        return self._fast
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not self._fast or self._shutdown:
