@@ -12,7 +12,6 @@ from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActA
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.llms import ChatMessage, MockLLM
-from llama_index.core.tools import FunctionTool
 from llama_index.core.workflow import StartEvent, StopEvent, Workflow, step
 
 from hypertool_callbacks.adapters import llamaindex
@@ -21,6 +20,7 @@ from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.events import RunKind
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.llama_support import ScriptedAgentLLM, UsageLLM
+from tests.llama_workloads import _tools
 from tests.test_langfuse import Recorder
 
 TOKENS = "hypertool_persona_tokens_used_total"
@@ -124,18 +124,6 @@ def test_query_has_retrieve_and_synthesize_stages_and_one_llm_call(
         assert sample(STAGES, workflow="RetrieverQueryEngine", stage=stage,
                       persona="unknown") == 1
     assert sample(TOKENS, persona="unknown", model="usage-llm-1", token_type="input") == 40
-
-
-def _tools() -> list[FunctionTool]:
-    def add(a: int, b: int) -> int:
-        """Add two numbers."""
-        return a + b
-
-    def explode() -> str:
-        """Always fails."""
-        raise RuntimeError("tool failed")
-
-    return [FunctionTool.from_defaults(add), FunctionTool.from_defaults(explode)]
 
 
 def test_lone_function_agent_is_its_persona_and_a_raising_tool_is_an_error(
