@@ -11,7 +11,6 @@ from hypertool_callbacks.events import RunId, RunKind, Usage
 
 if TYPE_CHECKING:
     from hypertool_callbacks.context.cost import Cost
-    from hypertool_callbacks.context.dispatch import Table
 
 UNKNOWN = "unknown"
 
@@ -57,9 +56,10 @@ class Run:
     provider: str | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
     system_prompt: str | None = None
-    # The tracker's dispatch table for this run's tree: without the sinks that declined it
-    # (Sink.takes_tree); a root's is set once its tree's sinks are known.
-    table: Table | None = None
+    # The tracker's dispatch.Table for this run's tree: without the sinks that declined it
+    # (Sink.takes_tree); a root's is set once its tree's sinks are known. Typed Any: the
+    # dispatcher imports this module, not the other way round.
+    table: Any = None
     trace_id: str | None = None  # the parent's until a sink names this run's own
     requested_by: str | None = None  # tool runs: persona of the LLM call that asked for it
     # Resolved once at start (see context.inference).
