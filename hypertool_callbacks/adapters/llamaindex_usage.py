@@ -206,13 +206,17 @@ def response_usage(response: Any) -> Usage | None:
 
 def _usage(response: Any, raw: Any) -> Usage | None:
     """:func:`response_usage`, ``raw`` (the response's) read already."""
-    found = usage_of(raw)
+    # (No call for what is None: a mock's response has no raw, a completion no message.)
+    found = usage_of(raw) if raw is not None else None
     if found is not None and (found.input_tokens or found.output_tokens):
         return found
     # The next places are read only when raw reported nothing.
-    found = usage_of(_get(response, "additional_kwargs"))
+    extra = _get(response, "additional_kwargs")
+    found = usage_of(extra) if extra is not None else None
     if found is None or not (found.input_tokens or found.output_tokens):
-        found = usage_of(_get(_get(response, "message"), "additional_kwargs"))
+        message = _get(response, "message")
+        extra = _get(message, "additional_kwargs") if message is not None else None
+        found = usage_of(extra) if extra is not None else None
     return found if found is not None and (found.input_tokens or found.output_tokens) else None
 
 
