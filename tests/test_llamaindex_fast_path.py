@@ -72,3 +72,24 @@ def test_a_warm_app_takes_the_fast_path_for_every_span(long_ways: list[str]) -> 
         del long_ways[:]
         log, _ = record(WORKLOADS[name])
         assert log and long_ways == [], name
+
+
+def test_handlers_hand_the_dispatcher_the_bridges_methods(
+        sample: Callable[..., float], make_tracker: Callable[..., Any]) -> None:
+    """The dispatcher's ``handler.span_enter`` is the bridge's own method (no frame of ours in
+    between); going through the class does the same; pydantic still sees a plain handler."""
+    import inspect
+
+    from hypertool_callbacks.adapters import llamaindex
+
+    span, event = llamaindex.handlers(make_tracker())
+    bridge = span.__pydantic_private__["_bridge"]
+    assert span.span_enter == bridge.span_enter and event.handle == bridge.handle
+    assert span.model_dump() == llamaindex.HypertoolSpanHandler(bridge).model_dump()
+    assert "span_enter" not in repr(span)
+    bound = inspect.signature(lambda: None).bind()
+    span.span_exit(id_="Nobody.call-1", bound_args=bound)
+    llamaindex.HypertoolSpanHandler.span_exit(span, id_="Nobody.call-2", bound_args=bound)
+    llamaindex.HypertoolSpanHandler.span_drop(span, id_="Nobody.call-3", bound_args=bound)
+    llamaindex.HypertoolEventHandler.handle(event, None)
+    assert sample("hypertool_events_dropped_total", reason="unknown_run") == 3
