@@ -1,6 +1,7 @@
-"""The LlamaIndex span handler's fast path (a span's shape and its step's names looked up by
-the id's name part, per class of its instance) must tell the tracker exactly what the long
-way (parse the id, check its uuid, classify the instance) does, in every kind of app."""
+"""The LlamaIndex handlers' fast path (a span's shape and its step's names looked up by the
+id's name part, per class of its instance; an event's kind per class) must tell the tracker
+exactly what the long way (parse the id, check its uuid, classify the instance, read the
+class's name) does, in every kind of app."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def slow(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
         monkeypatch.setattr(llamaindex_spans, "CLASSES", forgetful)
         monkeypatch.setattr(llamaindex_units, "CLASSES", forgetful)
         monkeypatch.setattr(llamaindex_flows, "_NAMES", _Forgetful())
+        monkeypatch.setattr(llamaindex_spans, "_EVENT_KINDS", _Forgetful())
         monkeypatch.setattr(llamaindex_usage, "_PROVIDER_OF", _Forgetful())
 
     return off
