@@ -187,10 +187,10 @@ class Bridge(FlowSpans):
         tags: tuple[str, ...] = ()
         name = unit_name(instance, role) if role == "tool" else class_name
         wrapper = None
-        if parent is not None and flow is None and parent[ROLE] == "query":
-            stage = _QUERY_STAGES.get(role)
-            query_run = tracker.get_run(parent_run) if stage and parent_run else None
-            if query_run is not None and query_run.parent is None and stage:
+        stage = _QUERY_STAGES.get(role)
+        if stage and parent is not None and flow is None and parent[ROLE] == "query":
+            query_run = tracker.get_run(parent_run) if parent_run else None
+            if query_run is not None and query_run.parent is None:
                 node = {NODE_KEY: stage}
                 if kind is CHAIN:
                     metadata, tags = {**metadata, **node}, _STAGE_TAGS
@@ -237,11 +237,12 @@ class Bridge(FlowSpans):
         tracker.start(start)
 
     def _alias(self, id_: str, outer: Span, kind: RunKind) -> None:
-        self._remember(id_, (outer[RUN_ID], kind, outer[INSTANCE_ID], outer[AGENT], outer[FLOW],
+        run_id = outer[RUN_ID]
+        self._remember(id_, (run_id, kind, outer[INSTANCE_ID], outer[AGENT], outer[FLOW],
                              outer[ROLE], outer[NAME], None, None, False))
-        if kind is LLM and outer[RUN_ID] is not None:
+        if kind is LLM and run_id is not None:
             with self._lock:
-                llm = self._llms.get(outer[RUN_ID])  # type: ignore[arg-type]
+                llm = self._llms.get(run_id)
                 if llm is not None:
                     self._llms[id_] = llm
                     llm.aliases.append(id_)

@@ -39,11 +39,10 @@ _UNITS: tuple[tuple[type, frozenset[str], RunKind, str], ...] = (
 _PARAMS = ("temperature", "max_tokens", "top_p", "top_k", "seed")
 _MAX_PROMPT_CHARS = 20_000
 _CLASSIFIED: dict[tuple[type, str], tuple[RunKind, str] | None] = {}
-# What a span is, besides a unit of work: a workflow's run, maybe a workflow step (a step is a
-# plain function: its span has no instance, and says it is a step in its tags), or nothing of
-# ours (None: a transparent span).
-# A unit of work's shape is (run kind, role, its class's name): the name read once per class
-# (``__name__`` of a pydantic class goes through its metaclass's ``__getattr__`` hook).
+# What a span is: a unit of work, (run kind, role, its class's name: read once per class, as
+# ``__name__`` of a pydantic class goes through its metaclass's ``__getattr__`` hook), a
+# workflow's run, maybe a workflow step (a step is a plain function: its span has no instance,
+# and says it is a step in its tags), or nothing of ours (None: a transparent span).
 WORKFLOW, MAYBE_STEP = "workflow", "step"
 Shape = tuple[RunKind, str, str] | str | None
 # Run kinds read on every run: on Python 3.11 ``RunKind.LLM`` goes through EnumType's
