@@ -1,6 +1,7 @@
-"""The LlamaIndex span handler's fast path (a span's shape and its step's names looked up by
-the id's name part, per class of its instance) must tell the tracker exactly what the long
-way (parse the id, check its uuid, classify the instance) does, in every kind of app."""
+"""The LlamaIndex handlers' fast path (a span's shape and its step's names looked up by the
+id's name part, per class of its instance; an event's kind per class) must tell the tracker
+exactly what the long way (parse the id, check its uuid, classify the instance, read the
+class's name) does, in every kind of app."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def slow(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
         monkeypatch.setattr(llamaindex_spans, "CLASSES", forgetful)
         monkeypatch.setattr(llamaindex_units, "CLASSES", forgetful)
         monkeypatch.setattr(llamaindex_flows, "_NAMES", _Forgetful())
+        monkeypatch.setattr(llamaindex_spans, "_EVENT_KINDS", _Forgetful())
         monkeypatch.setattr(llamaindex_usage, "_PROVIDER_OF", _Forgetful())
 
     return off
@@ -72,3 +74,24 @@ def test_a_warm_app_takes_the_fast_path_for_every_span(long_ways: list[str]) -> 
         del long_ways[:]
         log, _ = record(WORKLOADS[name])
         assert log and long_ways == [], name
+
+
+def test_handlers_hand_the_dispatcher_the_bridges_methods(
+        sample: Callable[..., float], make_tracker: Callable[..., Any]) -> None:
+    """The dispatcher's ``handler.span_enter`` is the bridge's own method (no frame of ours in
+    between); going through the class does the same; pydantic still sees a plain handler."""
+    import inspect
+
+    from hypertool_callbacks.adapters import llamaindex
+
+    span, event = llamaindex.handlers(make_tracker())
+    bridge = span.__pydantic_private__["_bridge"]
+    assert span.span_enter == bridge.span_enter and event.handle == bridge.handle
+    assert span.model_dump() == llamaindex.HypertoolSpanHandler(bridge).model_dump()
+    assert "span_enter" not in repr(span)
+    bound = inspect.signature(lambda: None).bind()
+    span.span_exit(id_="Nobody.call-1", bound_args=bound)
+    llamaindex.HypertoolSpanHandler.span_exit(span, id_="Nobody.call-2", bound_args=bound)
+    llamaindex.HypertoolSpanHandler.span_drop(span, id_="Nobody.call-3", bound_args=bound)
+    llamaindex.HypertoolEventHandler.handle(event, None)
+    assert sample("hypertool_events_dropped_total", reason="unknown_run") == 3

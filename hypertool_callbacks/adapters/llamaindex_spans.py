@@ -67,6 +67,16 @@ _STREAMS = (GeneratorType, AsyncGeneratorType)  # inspect.isgenerator / isasyncg
 _STAGE_TAGS = (f"{NODE_TAG_PREFIX}1",)
 
 
+_EVENT_KINDS: dict[type, str | None] = {}  # event class -> its name if in EVENTS, else None
+
+
+def _event_kind(cls: type) -> str | None:
+    kind = cls.__name__ if cls.__name__ in EVENTS else None
+    if len(_EVENT_KINDS) < 1_000:
+        _EVENT_KINDS[cls] = kind
+    return kind
+
+
 class ToolCallFailed(RuntimeError):
     """A tool that reported ``ToolOutput(is_error=True)`` instead of raising. The message is
     fixed: the tool's own error text may carry content and stays out of spans."""
@@ -107,7 +117,7 @@ class Bridge(FlowSpans):
                 if len(spans) > MAX_SPANS:
                     self.trim()
             elif type(what) is tuple:
-                self.unit(id_, what[0], what[1], instance, bound_args, parent)
+                self.unit(id_, what, instance, bound_args, parent)
             else:
                 self.flow_span(id_, what is WORKFLOW, instance, bound_args, parent)
         except Exception as exc:
@@ -140,18 +150,23 @@ class Bridge(FlowSpans):
             self.failed("span_drop", exc)
 
     def handle(self, event: Any, **kwargs: Any) -> None:
-        if type(event).__name__ not in EVENTS:
-            return  # most events (a retrieval's, a step's output...) say nothing new
         try:
-            self.event(event)
+            try:  # (by class: ``__name__`` of a pydantic class goes through a hook)
+                kind = _EVENT_KINDS[type(event)]
+            except KeyError:
+                kind = _event_kind(type(event))
+            if kind is not None:  # most events (a retrieval's, a step's output...): None
+                self.event(event, kind)
         except Exception as exc:
             self.failed("handle", exc)
 
     # -- spans -----------------------------------------------------------------------------
 
-    def unit(self, id_: str, kind: RunKind, role: str, instance: Any,
+    def unit(self, id_: str, what: tuple[RunKind, str, str], instance: Any,
              bound_args: inspect.BoundArguments | None, parent: Span | None) -> None:
-        """A span that is a unit of work: an LLM, embedding, tool, retriever... call."""
+        """A span that is a unit of work: an LLM, embedding, tool, retriever... call
+        (``what``: its kind, its role and its class's name)."""
+        kind, role, class_name = what
         instance_id = id(instance)
         if parent is not None:
             if parent[KIND] is kind and (kind is LLM or parent[INSTANCE_ID] == instance_id):
@@ -170,12 +185,12 @@ class Bridge(FlowSpans):
         tracker = self._tracker or self.tracker
         metadata: Mapping[str, Any] = {AGENT_KEY: agent} if agent else EMPTY
         tags: tuple[str, ...] = ()
-        name = unit_name(instance, role) if role == "tool" else type(instance).__name__
+        name = unit_name(instance, role) if role == "tool" else class_name
         wrapper = None
-        if parent is not None and flow is None and parent[ROLE] == "query":
-            stage = _QUERY_STAGES.get(role)
-            query_run = tracker.get_run(parent_run) if stage and parent_run else None
-            if query_run is not None and query_run.parent is None and stage:
+        stage = _QUERY_STAGES.get(role)
+        if stage and parent is not None and flow is None and parent[ROLE] == "query":
+            query_run = tracker.get_run(parent_run) if parent_run else None
+            if query_run is not None and query_run.parent is None:
                 node = {NODE_KEY: stage}
                 if kind is CHAIN:
                     metadata, tags = {**metadata, **node}, _STAGE_TAGS
@@ -222,11 +237,12 @@ class Bridge(FlowSpans):
         tracker.start(start)
 
     def _alias(self, id_: str, outer: Span, kind: RunKind) -> None:
-        self._remember(id_, (outer[RUN_ID], kind, outer[INSTANCE_ID], outer[AGENT], outer[FLOW],
+        run_id = outer[RUN_ID]
+        self._remember(id_, (run_id, kind, outer[INSTANCE_ID], outer[AGENT], outer[FLOW],
                              outer[ROLE], outer[NAME], None, None, False))
-        if kind is LLM and outer[RUN_ID] is not None:
+        if kind is LLM and run_id is not None:
             with self._lock:
-                llm = self._llms.get(outer[RUN_ID])  # type: ignore[arg-type]
+                llm = self._llms.get(run_id)
                 if llm is not None:
                     self._llms[id_] = llm
                     llm.aliases.append(id_)
@@ -294,8 +310,8 @@ class Bridge(FlowSpans):
 
     # -- LLM events ------------------------------------------------------------------------
 
-    def event(self, event: Any) -> None:
-        kind = type(event).__name__
+    def event(self, event: Any, kind: str) -> None:
+        """An event the bridge reads (``kind``: its class's name)."""
         if kind in _FIRST_TOKEN:
             llm = self._llms.get(event.span_id)
             if llm is not None:

@@ -39,11 +39,12 @@ _UNITS: tuple[tuple[type, frozenset[str], RunKind, str], ...] = (
 _PARAMS = ("temperature", "max_tokens", "top_p", "top_k", "seed")
 _MAX_PROMPT_CHARS = 20_000
 _CLASSIFIED: dict[tuple[type, str], tuple[RunKind, str] | None] = {}
-# What a span is, besides a unit of work: a workflow's run, maybe a workflow step (a step is a
-# plain function: its span has no instance, and says it is a step in its tags), or nothing of
-# ours (None: a transparent span).
+# What a span is: a unit of work, (run kind, role, its class's name: read once per class, as
+# ``__name__`` of a pydantic class goes through its metaclass's ``__getattr__`` hook), a
+# workflow's run, maybe a workflow step (a step is a plain function: its span has no instance,
+# and says it is a step in its tags), or nothing of ours (None: a transparent span).
 WORKFLOW, MAYBE_STEP = "workflow", "step"
-Shape = tuple[RunKind, str] | str | None
+Shape = tuple[RunKind, str, str] | str | None
 # Run kinds read on every run: on Python 3.11 ``RunKind.LLM`` goes through EnumType's
 # __getattr__ hook, several times the cost of a module constant.
 LLM, TOOL, CHAIN, EMBEDDING = RunKind.LLM, RunKind.TOOL, RunKind.CHAIN, RunKind.EMBEDDING
@@ -69,13 +70,14 @@ def classify(instance: Any, method: str) -> tuple[RunKind, str] | None:
 def shape(instance: Any, qualified: str) -> Shape:
     """What the span of ``qualified`` (``Owner.method``) on ``instance`` is."""
     method = qualified.rpartition(".")[2]
-    found: Shape = classify(instance, method)
-    if found is None:
-        if instance is None:
-            found = MAYBE_STEP
-        elif method == "run" and isinstance(instance, Workflow):
-            found = WORKFLOW
-    return found
+    unit = classify(instance, method)
+    if unit is not None:
+        return (unit[0], unit[1], type(instance).__name__)
+    if instance is None:
+        return MAYBE_STEP
+    if method == "run" and isinstance(instance, Workflow):
+        return WORKFLOW
+    return None
 
 
 def qualified_name(id_: str) -> str:

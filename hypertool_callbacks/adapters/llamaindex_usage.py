@@ -33,10 +33,11 @@ from pydantic import BaseModel
 
 from hypertool_callbacks.events import Usage
 
-_MAPPING, _SCALAR, _OBJECT = 0, 1, 2
+_MAPPING, _SCALAR = 0, 1
 _SCALARS = (str, bytes, int, float, list, tuple)
-_SHAPES: dict[type, int] = {}  # per class: a mapping, a scalar (no keys), or an object
-_ABSENT: dict[tuple[type, str], bool] = {}  # per pydantic class and key: never an attribute
+# Per class: a mapping, a scalar (no keys), or an object: then {key: whether no instance of
+# the class has it as an attribute} (one lookup a read, no tuple key).
+_SHAPES: dict[type, int | dict[str, bool]] = {}
 _READABLE: dict[tuple[type, tuple[str, ...]], tuple[str, ...]] = {}  # see readable()
 # Every key usage_of() reads at the top level of a source: a dict with none of them (most
 # often an empty ``additional_kwargs``) holds no usage.
@@ -51,9 +52,9 @@ _ANSWER_KEYS = ("model", "model_version", "modelVersion", "model_name")  # in a 
 _ANSWER_KEY_SET = frozenset(_ANSWER_KEYS)
 
 
-def _shape(cls: type) -> int:
-    shape = (_MAPPING if issubclass(cls, Mapping) else _SCALAR if issubclass(cls, _SCALARS)
-             else _OBJECT)
+def _shape(cls: type) -> int | dict[str, bool]:
+    shape: int | dict[str, bool] = (
+        _MAPPING if issubclass(cls, Mapping) else _SCALAR if issubclass(cls, _SCALARS) else {})
     if len(_SHAPES) < 1_000:
         _SHAPES[cls] = shape
     return shape
@@ -63,12 +64,9 @@ def _absent(cls: type, key: str) -> bool:
     """Whether no instance of ``cls`` can have attribute ``key``: a pydantic model without
     such a field, class attribute or extras. Reading one would raise inside pydantic's
     ``__getattr__`` (an exception per miss, and most keys read here miss)."""
-    found = (issubclass(cls, BaseModel) and key not in cls.model_fields
-             and not hasattr(cls, key) and cls.model_config.get("extra") != "allow"
-             and getattr(cls, "__getattr__", None) is getattr(BaseModel, "__getattr__", None))
-    if len(_ABSENT) < 10_000:
-        _ABSENT[(cls, key)] = found
-    return found
+    return (issubclass(cls, BaseModel) and key not in cls.model_fields
+            and not hasattr(cls, key) and cls.model_config.get("extra") != "allow"
+            and getattr(cls, "__getattr__", None) is getattr(BaseModel, "__getattr__", None))
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -81,13 +79,14 @@ def _get(obj: Any, key: str) -> Any:
     shape = _SHAPES.get(cls)
     if shape is None:
         shape = _shape(cls)
-    if shape is _MAPPING:
-        return obj.get(key)
-    if shape is _SCALAR:
-        return None
-    absent = _ABSENT.get((cls, key))
-    if absent is None:
+    if type(shape) is not dict:
+        return obj.get(key) if shape is _MAPPING else None
+    try:
+        absent = shape[key]
+    except KeyError:
         absent = _absent(cls, key)
+        if len(shape) < 1_000:
+            shape[key] = absent
     if absent:
         return None
     try:
@@ -109,7 +108,7 @@ def readable(cls: type, keys: tuple[str, ...]) -> tuple[str, ...]:
         shape = _SHAPES.get(cls)
         if shape is None:
             shape = _shape(cls)
-        found = tuple(k for k in keys if not _absent(cls, k)) if shape is _OBJECT else keys
+        found = tuple(k for k in keys if not _absent(cls, k)) if type(shape) is dict else keys
         if len(_READABLE) < 1_000:
             _READABLE[cache_key] = found
     return found
@@ -206,13 +205,17 @@ def response_usage(response: Any) -> Usage | None:
 
 def _usage(response: Any, raw: Any) -> Usage | None:
     """:func:`response_usage`, ``raw`` (the response's) read already."""
-    found = usage_of(raw)
+    # (No call for what is None: a mock's response has no raw, a completion no message.)
+    found = usage_of(raw) if raw is not None else None
     if found is not None and (found.input_tokens or found.output_tokens):
         return found
     # The next places are read only when raw reported nothing.
-    found = usage_of(_get(response, "additional_kwargs"))
+    extra = _get(response, "additional_kwargs")
+    found = usage_of(extra) if extra is not None else None
     if found is None or not (found.input_tokens or found.output_tokens):
-        found = usage_of(_get(_get(response, "message"), "additional_kwargs"))
+        message = _get(response, "message")
+        extra = _get(message, "additional_kwargs") if message is not None else None
+        found = usage_of(extra) if extra is not None else None
     return found if found is not None and (found.input_tokens or found.output_tokens) else None
 
 
