@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from google.protobuf.internal import encoder as _encoder
 from langchain_core.messages import AIMessage, HumanMessage
+from opentelemetry.exporter.otlp.proto.common._internal import _encode_attributes
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from prometheus_client import CollectorRegistry
@@ -62,6 +64,7 @@ def _runs() -> list[Run]:
         _run(RunKind.LLM, parent=root, inputs=["prompt"], outputs=None, model="m",
              usage=Usage(1, 1, 2, estimated=True), usage_in_child=True, parameters={}),
         _run(RunKind.EMBEDDING, inputs=["a", "b"], outputs=[[0.1]], model=None),
+        _run(RunKind.LLM, inputs=["q"], outputs="a", model=7),  # not a str: cleaned as usual
         _run(RunKind.TOOL, parent=root, name="deploy", error=RuntimeError("boom " * 300),
              status=Status.ERROR, inputs=_Text("sub"), outputs=None, gate="tests_pass",
              gate_result="failed", handoff_to=("a", "b")),
@@ -101,6 +104,15 @@ def _live(sink: lf.LangfuseSink, run: Run, root: bool) -> tuple[dict[str, Any], 
     return cleaned, fields["status_message"] if fields.get("level") == "ERROR" else None
 
 
+def _sdk_attributes(attributes: dict[str, Any]) -> bytes:
+    """The ``Span.attributes`` fields the SDK's encoder writes for ``attributes``."""
+    out = b""
+    for pair in _encode_attributes(attributes) or []:
+        data = pair.SerializePartialToString()
+        out += b"\x4a" + _encoder._VarintBytes(len(data)) + data
+    return out
+
+
 @pytest.mark.parametrize("options", [
     {},
     {"persona_as_user": True},
@@ -120,11 +132,18 @@ def test_attributes_are_the_live_paths(make_sink: Callable[..., lf.LangfuseSink]
     for run in _runs():
         for root in (False, True):
             for _ in range(2):  # again, from the builder's caches
-                built, message = sink._build(run, lf.observation_type(run), root)
+                built, message, wire, media, plain = sink._build(
+                    run, lf.observation_type(run), root)
                 live, live_message = _live(sink, run, root)
                 assert list(built.items()) == list(live.items())
                 assert [type(v) for v in built.values()] == [type(v) for v in live.values()]
                 assert message == live_message
+                # Their OTLP bytes are the SDK encoder's; the media check and the cleaning
+                # are the ones they stand for.
+                assert wire == _sdk_attributes(live)
+                assert media == any(may_hold_media(v) for v in live.values())
+                if plain:
+                    assert clean_attributes(dict(live)) == live
 
 
 def test_direct_spans_carry_the_sdk_encoders_bytes(
