@@ -7,6 +7,7 @@ encoder, and the joined media pre-check (langfuse_media) against the per-value o
 from __future__ import annotations
 
 import datetime
+import json
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from opentelemetry.exporter.otlp.proto.common._internal import _encode_attributes
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext, SpanKind
 from prometheus_client import CollectorRegistry
 
 from hypertool_callbacks.context.cost import Cost
@@ -24,9 +26,20 @@ from hypertool_callbacks.context.inference import THREAD_KEY
 from hypertool_callbacks.context.runs import Run, Status
 from hypertool_callbacks.events import RunKind, Usage
 from hypertool_callbacks.sinks import langfuse as lf
-from hypertool_callbacks.sinks.langfuse_direct import clean_attributes, root_attributes
+from hypertool_callbacks.sinks.langfuse_content import dumps
+from hypertool_callbacks.sinks.langfuse_direct import (
+    clean_attributes,
+    plain_values,
+    root_attributes,
+)
 from hypertool_callbacks.sinks.langfuse_media import attributes_may_hold_media, may_hold_media
-from hypertool_callbacks.sinks.langfuse_wire import WireEncoder, WireReadySpan
+from hypertool_callbacks.sinks.langfuse_wire import (
+    _ASSIGNS,
+    UNSET,
+    WireEncoder,
+    WireReadySpan,
+    ready_span,
+)
 from tests.langfuse_support import langfuse_env
 from tests.test_langfuse_direct import IMAGE
 
@@ -160,6 +173,10 @@ def test_direct_spans_carry_the_sdk_encoders_bytes(
         sink.on_run_end(run)
     assert len(spans) == len(runs)
     assert all(type(span) is WireReadySpan for span in spans)
+    assert [span.attributes["langfuse.observation.type"] for span in spans] == [
+        lf.observation_type(run) for run in reversed(runs)]
+    assert {"agent", "chain", "generation", "embedding", "tool", "retriever"} == {
+        lf.observation_type(run) for run in runs}
     # The bytes each span carries are the SDK encoder's, alone and in one batch.
     for span in spans:
         assert WireEncoder().encode([span]) == encode_spans([span]).SerializePartialToString()
@@ -187,3 +204,65 @@ def test_joined_media_check_is_the_per_value_check() -> None:
         attributes = {f"k{i}": _value(rng) for i in range(rng.randint(0, 4))}
         expected = any(may_hold_media(v) for v in attributes.values())
         assert attributes_may_hold_media(attributes) == expected, attributes
+
+
+def test_mixed_batches_grouped_as_the_sdk_groups_them(
+        make_sink: Callable[..., lf.LangfuseSink]) -> None:
+    from tests.test_langfuse_wire import _spans as other_spans
+
+    sink = make_sink()
+    assert sink._direct is not None
+    ours: list[ReadableSpan] = []
+    sink._direct._emit = ours.append
+    runs = _runs()
+    for run in runs:
+        sink.on_run_start(run)
+    for run in reversed(runs):
+        sink.on_run_end(run)
+    others = list(other_spans())  # other resources and scopes, and spans of every kind
+    mixed = [span for pair in zip(ours, others, strict=False) for span in pair]
+    mixed += others[len(ours):]
+    for batch in (mixed, list(reversed(mixed)), ours[:1] + others[:1] + ours[1:]):
+        assert WireEncoder().encode(batch) == encode_spans(batch).SerializePartialToString()
+
+
+def test_ready_spans_are_made_as_readable_spans_are(
+        make_sink: Callable[..., lf.LangfuseSink]) -> None:
+    assert _ASSIGNS  # this SDK's ReadableSpan only assigns: the shortcut is in use
+    tracer = make_sink()._tracer
+    context, parent = SpanContext(5, 6, False), SpanContext(5, 7, False)
+    attributes = {"k": "v"}
+    made = ready_span("n", context, parent, tracer.resource, attributes,
+                      tracer.instrumentation_info, UNSET, 1, 2,
+                      tracer._instrumentation_scope, b"wire", True)
+    sdk = ReadableSpan(name="n", context=context, parent=parent,
+                       resource=tracer.resource,
+                       attributes=attributes, kind=SpanKind.INTERNAL,
+                       instrumentation_info=tracer.instrumentation_info,
+                       status=UNSET, start_time=1, end_time=2,
+                       instrumentation_scope=tracer._instrumentation_scope)
+    assert vars(made) == vars(sdk)
+    assert (made.wire, made.media) == (b"wire", True)
+
+
+@pytest.mark.parametrize("value", [
+    {"input": 12, "output": 3, "total": 15}, {"f": 0.1, "g": 1e20, "h": -0.0}, {"u": "ünï\n\""},
+    {"l": [1, "a", None, True, 2.5]}, {}, {"nested": {"a": [{"b": None}]}},
+])
+def test_dumps_is_json_dumps(value: Any) -> None:
+    assert dumps(value) == json.dumps(value)
+    circular: list[Any] = []
+    circular.append(circular)
+    with pytest.raises(ValueError):
+        dumps(circular)
+    assert dumps(value) == json.dumps(value)  # a fresh scanner after the failure
+
+
+def test_plain_values_is_what_cleaning_keeps() -> None:
+    rng = random.Random(3)
+    for _ in range(5000):
+        attributes = {f"k{i}": _value(rng) for i in range(rng.randint(0, 4))}
+        kept = clean_attributes(dict(attributes))
+        if plain_values(attributes.values()):
+            assert kept == attributes
+            assert [type(v) for v in kept.values()] == [type(v) for v in attributes.values()]

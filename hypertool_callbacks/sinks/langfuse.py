@@ -242,8 +242,12 @@ class LangfuseSink(Sink):
         status = wire = media = None
         plain = False
         try:
-            attributes, message, wire, media, plain = self._build(run, observation_type(run),
-                                                                  observation.root)
+            kind = run.kind  # observation_type(run), without its frame
+            attributes, message, wire, media, plain = self._build(
+                run, "generation" if kind is RunKind.LLM else "embedding"
+                if kind is RunKind.EMBEDDING else "tool" if kind is RunKind.TOOL
+                else "retriever" if kind is RunKind.RETRIEVER
+                else "agent" if run.is_agent else "chain", observation.root)
             if message is not None:  # level ERROR
                 status = trace.Status(trace.StatusCode.ERROR, message)
         except Exception:

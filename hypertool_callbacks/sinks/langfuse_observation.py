@@ -74,12 +74,6 @@ def _json(value: Any) -> Any:
     return _serialize(sdk_json(value))
 
 
-def _text_media(text: str) -> bool:
-    """langfuse_media.may_hold_media of a string, without its frame and generator."""
-    return "inlineData" in text or ("data" in text and (
-        "data:" in text or "inline_data" in text or '"data"' in text))
-
-
 class ObservationAttributes:
     """Builds the attributes (and the error message) of one sink's finished observations;
     with ``encoder``, their OTLP bytes too."""
@@ -109,8 +103,10 @@ class ObservationAttributes:
             text = self._content(value)
             if text is not None:
                 attributes[key] = text
-                # A str (subclass) from content(): plain, its media check as the SDK's.
-                media = media or _text_media(text)
+                # A str (subclass) from content(): plain; may_hold_media(text), inline.
+                if not media and ("inlineData" in text or ("data" in text and (
+                        "data:" in text or "inline_data" in text or '"data"' in text))):
+                    media = True
                 if encoder is not None:
                     try:
                         parts.append(encoder.text_pair(key, text))
