@@ -58,6 +58,7 @@ _META_KEYS = tuple(_META + key for key in (
     "persona", "stage", "workflow", "agent", "gate", "gate_result", "handoff_to",
     "usage_estimated", "status"))
 _INPUT, _OUTPUT = A.OBSERVATION_INPUT, A.OBSERVATION_OUTPUT
+_COUNTS = (int,) * 6  # the types of a Usage's counts that its JSON is kept for
 
 Pairs = tuple[tuple[str, Any], ...]
 _ROOT: Pairs = (("langfuse.internal.as_root", True), ("langfuse.internal.is_app_root", True))
@@ -89,6 +90,7 @@ class ObservationAttributes:
         self._tags: dict[tuple[str, str], tuple[str, ...]] = {}
         self._heads: dict[tuple[Any, ...], Block] = {}
         self._metas: dict[tuple[Any, ...], Block] = {}
+        self._usages: dict[tuple[int, ...], Any] = {}
 
     def build(self, run: Run, kind: str, root: bool) -> Built:
         """The attributes, in the order the live path sets them (see :data:`Built`)."""
@@ -212,15 +214,26 @@ class ObservationAttributes:
             pass
         return block, error
 
-    @staticmethod
-    def _generation(run: Run) -> list[tuple[str, Any]]:
+    def _generation(self, run: Run) -> list[tuple[str, Any]]:
         """The SDK builder's generation fields after input and output."""
         found: list[tuple[str, Any]] = []
         model = run.response_model or run.model
         if model is not None:
             found.append((A.OBSERVATION_MODEL, model))
-        if run.usage and not run.usage_in_child:
-            value = _json(usage_details(run.usage))
+        usage = run.usage
+        if usage and not run.usage_in_child:
+            # usage_details reads these counts only: its JSON once per set of counts.
+            counts = (usage.input_tokens, usage.output_tokens, usage.total_tokens,
+                      usage.cache_read_tokens, usage.cache_creation_tokens,
+                      usage.reasoning_tokens)
+            exact = tuple(map(type, counts)) == _COUNTS  # 1 == 1.0 == True: ints only
+            value = self._usages.get(counts) if exact else None
+            if value is None:
+                value = _json(usage_details(usage))
+                if exact:
+                    if len(self._usages) >= _BLOCKS_MAX:
+                        self._usages.clear()
+                    self._usages[counts] = value
             if value is not None:
                 found.append((A.OBSERVATION_USAGE_DETAILS, value))
         cost = run.cost
