@@ -33,13 +33,8 @@ from hypertool_callbacks.sinks.langfuse_direct import (
     root_attributes,
 )
 from hypertool_callbacks.sinks.langfuse_media import attributes_may_hold_media, may_hold_media
-from hypertool_callbacks.sinks.langfuse_wire import (
-    _ASSIGNS,
-    UNSET,
-    WireEncoder,
-    WireReadySpan,
-    ready_span,
-)
+from hypertool_callbacks.sinks.langfuse_ready import _ASSIGNS, UNSET, WireReadySpan, ready_span
+from hypertool_callbacks.sinks.langfuse_wire import WireEncoder
 from tests.langfuse_support import langfuse_env
 from tests.test_langfuse_direct import IMAGE
 

@@ -44,7 +44,8 @@ from opentelemetry.trace import SpanContext, Status, TraceFlags
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from hypertool_callbacks.sinks.langfuse_media import attributes_may_hold_media
-from hypertool_callbacks.sinks.langfuse_wire import UNSET, WireEncoder, ready_span
+from hypertool_callbacks.sinks.langfuse_ready import UNSET, ready_span
+from hypertool_callbacks.sinks.langfuse_wire import WireEncoder
 
 _log = logging.getLogger(__name__)
 _SDK_LOG = logging.getLogger("langfuse")

@@ -27,11 +27,11 @@ from opentelemetry.exporter.otlp.proto.common._internal import (
 )
 from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+
+from hypertool_callbacks.sinks.langfuse_ready import READS_FIELDS, UNSET, WireReadySpan
 
 _log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ _CACHE_MAX = 4096  # encoded (key, string value) pairs kept
 _CACHE_VALUE_MAX = 256  # longer values (content) are not worth keeping
 _pack_q = struct.Struct("<Q").pack
 _pack_start_end = struct.Struct("<BQBQ").pack  # start and end time fields at once
-UNSET = Status(StatusCode.UNSET)  # the status of every span without an error
 # Observation input and output: new text each time, never looked up in the pair cache.
 _CONTENT = frozenset({"langfuse.observation.input", "langfuse.observation.output"})
 
@@ -127,68 +126,6 @@ def _status(status: Status | None) -> bytes:
     if value:
         body += b"\x18" + _varint(value)
     return _field(0x7A, body)
-
-
-class WireReadySpan(ReadableSpan):
-    """A finished span that carries its ``ScopeSpans.spans`` field (``wire``), written by
-    :meth:`WireEncoder.span_field` from the values it was made of, and whether the SDK's
-    media handling must look at it (``media``). Anyone else sees a ``ReadableSpan``."""
-
-    __slots__ = ("media", "wire")
-
-    wire: bytes
-    media: bool
-
-
-# ReadableSpan's own fields, read directly (its properties copy events, links and
-# attributes on each read) when its layout is the one this was written against.
-_FIELDS = {"_name", "_context", "_kind", "_instrumentation_info", "_instrumentation_scope",
-           "_parent", "_start_time", "_end_time", "_attributes", "_events", "_links",
-           "_resource", "_status"}
-_DIRECT = set(vars(ReadableSpan("probe", resource=Resource.get_empty()))) == _FIELDS
-
-
-def ready_span(name: str, context: SpanContext, parent: SpanContext, resource: Resource,
-               attributes: dict[str, Any], info: Any, status: Status, start: int, end: int,
-               scope: Any, wire: bytes, media: bool) -> WireReadySpan:
-    """``WireReadySpan(name=name, ..., kind=INTERNAL)`` with ``wire`` and ``media`` set;
-    its fields set at once where ``ReadableSpan.__init__`` provably only assigns them."""
-    if _ASSIGNS:
-        span = _new(WireReadySpan)
-        span.__dict__.update({
-            "_name": name, "_context": context, "_kind": _INTERNAL, "_instrumentation_info": info,
-            "_instrumentation_scope": scope, "_parent": parent, "_start_time": start,
-            "_end_time": end, "_attributes": attributes, "_events": (), "_links": (),
-            "_resource": resource, "_status": status})
-    else:  # pragma: no cover - another SDK's ReadableSpan
-        span = WireReadySpan(name=name, context=context, parent=parent, resource=resource,
-                             attributes=attributes, kind=_INTERNAL, instrumentation_info=info,
-                             status=status, start_time=start, end_time=end,
-                             instrumentation_scope=scope)
-    span.wire = wire
-    span.media = media
-    return span
-
-
-def _assigns_only() -> bool:
-    """Whether ``ReadableSpan.__init__`` is the one that assigns its arguments to these
-    fields (and makes a resource when given none), and :func:`ready_span` makes the same."""
-    code = ReadableSpan.__init__.__code__
-    if not _DIRECT or set(code.co_names) != _FIELDS | {"Resource", "create"}:
-        return False
-    context, parent, resource = SpanContext(1, 2, False), SpanContext(1, 3, True), Resource({})
-    attributes, scope = {"a": 1}, InstrumentationScope("s")
-    made = ready_span("n", context, parent, resource, attributes, None, UNSET, 4, 5, scope,
-                      b"", False)
-    sdk = WireReadySpan(name="n", context=context, parent=parent, resource=resource,
-                        attributes=attributes, kind=_INTERNAL, instrumentation_info=None,
-                        status=UNSET, start_time=4, end_time=5, instrumentation_scope=scope)
-    return vars(made) == vars(sdk)
-
-
-_new = object.__new__
-_ASSIGNS = True  # for the check itself
-_ASSIGNS = _assigns_only()
 
 
 class WireEncoder:
@@ -336,7 +273,7 @@ class WireEncoder:
     def _span(self, span: ReadableSpan) -> bytes:
         if type(span) is WireReadySpan:
             return span.wire
-        if _DIRECT and type(span) is ReadableSpan:
+        if READS_FIELDS and type(span) is ReadableSpan:
             fields = span.__dict__
             attributes, events, links = (fields["_attributes"], fields["_events"],
                                          fields["_links"])
@@ -381,7 +318,7 @@ class WireEncoder:
         by_object: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
         last: tuple[Any, Any, list[bytes]] = (None, None, [])
         for span in spans:
-            if type(span) is WireReadySpan and _DIRECT:  # the sink's own: bytes written
+            if type(span) is WireReadySpan and READS_FIELDS:  # the sink's own: bytes written
                 data = span.wire
                 fields = span.__dict__
                 resource, scope = fields["_resource"], fields["_instrumentation_scope"] or None
@@ -391,7 +328,7 @@ class WireEncoder:
                 except (_Unsupported, KeyError, AttributeError, TypeError, OverflowError,
                         struct.error):
                     data = _field(0x12, _encode_span(span).SerializePartialToString())
-                if _DIRECT and type(span) is ReadableSpan:
+                if READS_FIELDS and type(span) is ReadableSpan:
                     fields = span.__dict__
                     resource = fields["_resource"]
                     scope = fields["_instrumentation_scope"] or None
