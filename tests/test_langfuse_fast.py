@@ -261,3 +261,43 @@ def test_plain_values_is_what_cleaning_keeps() -> None:
         if plain_values(attributes.values()):
             assert kept == attributes
             assert [type(v) for v in kept.values()] == [type(v) for v in attributes.values()]
+
+
+def _received(monkeypatch: pytest.MonkeyPatch, *, direct: bool) -> list[bytes]:
+    """test_langfuse_direct's workload and spans, with the options it leaves at defaults."""
+    from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
+    from hypertool_callbacks.clock import ManualClock
+    from hypertool_callbacks.config import Config
+    from hypertool_callbacks.context.tracker import Tracker
+    from hypertool_callbacks.sinks.langfuse_media import MediaSkippingExporter
+    from tests.otlp_receiver import OTLPReceiver
+    from tests.test_langfuse_direct import _spans, _workload
+
+    with OTLPReceiver() as receiver:
+        langfuse_env(monkeypatch, receiver.url, timeout="2")
+        sink = lf.LangfuseSink(registry=CollectorRegistry(), persona_as_user=True,
+                               content_max_chars=40)
+        assert sink._direct is not None and sink._direct.encoder is not None
+        if not direct:  # the live path, as test_langfuse_direct sets it up
+            sink._direct = None
+            batch = sink.client._resources.tracer_provider._active_span_processor \
+                ._span_processors[0]._batch_processor
+            assert isinstance(batch._exporter, MediaSkippingExporter)
+            batch._exporter = batch._exporter._sdk
+        clock = ManualClock()
+        tracker = Tracker(Config.model_validate({"run_ttl_seconds": 60}), [sink], clock)
+        _workload(HypertoolCallbackHandler(tracker), tracker, clock)
+        assert sink.flush(10.0)
+        sink.shutdown(5.0)
+    return _spans(receiver)
+
+
+def test_received_spans_with_other_options_are_the_live_paths(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGFUSE_TRACING_ENVIRONMENT", "staging")
+    monkeypatch.setenv("LANGFUSE_RELEASE", "v1.2")
+    live = _received(monkeypatch, direct=False)
+    assert len(live) == 12
+    assert all(b"staging" in span and b"v1.2" in span for span in live)
+    assert sum(b"user.id" in span for span in live) > 2  # the persona, and the metadata's
+    assert _received(monkeypatch, direct=True) == live
