@@ -7,14 +7,18 @@ encoder, and the joined media pre-check (langfuse_media) against the per-value o
 from __future__ import annotations
 
 import datetime
+import json
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from google.protobuf.internal import encoder as _encoder
 from langchain_core.messages import AIMessage, HumanMessage
+from opentelemetry.exporter.otlp.proto.common._internal import _encode_attributes
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext, SpanKind
 from prometheus_client import CollectorRegistry
 
 from hypertool_callbacks.context.cost import Cost
@@ -22,9 +26,15 @@ from hypertool_callbacks.context.inference import THREAD_KEY
 from hypertool_callbacks.context.runs import Run, Status
 from hypertool_callbacks.events import RunKind, Usage
 from hypertool_callbacks.sinks import langfuse as lf
-from hypertool_callbacks.sinks.langfuse_direct import clean_attributes, root_attributes
+from hypertool_callbacks.sinks.langfuse_content import dumps
+from hypertool_callbacks.sinks.langfuse_direct import (
+    clean_attributes,
+    plain_values,
+    root_attributes,
+)
 from hypertool_callbacks.sinks.langfuse_media import attributes_may_hold_media, may_hold_media
-from hypertool_callbacks.sinks.langfuse_wire import WireEncoder, WireReadySpan
+from hypertool_callbacks.sinks.langfuse_ready import _ASSIGNS, UNSET, WireReadySpan, ready_span
+from hypertool_callbacks.sinks.langfuse_wire import WireEncoder
 from tests.langfuse_support import langfuse_env
 from tests.test_langfuse_direct import IMAGE
 
@@ -62,6 +72,7 @@ def _runs() -> list[Run]:
         _run(RunKind.LLM, parent=root, inputs=["prompt"], outputs=None, model="m",
              usage=Usage(1, 1, 2, estimated=True), usage_in_child=True, parameters={}),
         _run(RunKind.EMBEDDING, inputs=["a", "b"], outputs=[[0.1]], model=None),
+        _run(RunKind.LLM, inputs=["q"], outputs="a", model=7),  # not a str: cleaned as usual
         _run(RunKind.TOOL, parent=root, name="deploy", error=RuntimeError("boom " * 300),
              status=Status.ERROR, inputs=_Text("sub"), outputs=None, gate="tests_pass",
              gate_result="failed", handoff_to=("a", "b")),
@@ -101,6 +112,15 @@ def _live(sink: lf.LangfuseSink, run: Run, root: bool) -> tuple[dict[str, Any], 
     return cleaned, fields["status_message"] if fields.get("level") == "ERROR" else None
 
 
+def _sdk_attributes(attributes: dict[str, Any]) -> bytes:
+    """The ``Span.attributes`` fields the SDK's encoder writes for ``attributes``."""
+    out = b""
+    for pair in _encode_attributes(attributes) or []:
+        data = pair.SerializePartialToString()
+        out += b"\x4a" + _encoder._VarintBytes(len(data)) + data
+    return out
+
+
 @pytest.mark.parametrize("options", [
     {},
     {"persona_as_user": True},
@@ -120,11 +140,18 @@ def test_attributes_are_the_live_paths(make_sink: Callable[..., lf.LangfuseSink]
     for run in _runs():
         for root in (False, True):
             for _ in range(2):  # again, from the builder's caches
-                built, message = sink._build(run, lf.observation_type(run), root)
+                built, message, wire, media, plain = sink._build(
+                    run, lf.observation_type(run), root)
                 live, live_message = _live(sink, run, root)
                 assert list(built.items()) == list(live.items())
                 assert [type(v) for v in built.values()] == [type(v) for v in live.values()]
                 assert message == live_message
+                # Their OTLP bytes are the SDK encoder's; the media check and the cleaning
+                # are the ones they stand for.
+                assert wire == _sdk_attributes(live)
+                assert media == any(may_hold_media(v) for v in live.values())
+                if plain:
+                    assert clean_attributes(dict(live)) == live
 
 
 def test_direct_spans_carry_the_sdk_encoders_bytes(
@@ -141,6 +168,10 @@ def test_direct_spans_carry_the_sdk_encoders_bytes(
         sink.on_run_end(run)
     assert len(spans) == len(runs)
     assert all(type(span) is WireReadySpan for span in spans)
+    assert [span.attributes["langfuse.observation.type"] for span in spans] == [
+        lf.observation_type(run) for run in reversed(runs)]
+    assert {"agent", "chain", "generation", "embedding", "tool", "retriever"} == {
+        lf.observation_type(run) for run in runs}
     # The bytes each span carries are the SDK encoder's, alone and in one batch.
     for span in spans:
         assert WireEncoder().encode([span]) == encode_spans([span]).SerializePartialToString()
@@ -168,3 +199,105 @@ def test_joined_media_check_is_the_per_value_check() -> None:
         attributes = {f"k{i}": _value(rng) for i in range(rng.randint(0, 4))}
         expected = any(may_hold_media(v) for v in attributes.values())
         assert attributes_may_hold_media(attributes) == expected, attributes
+
+
+def test_mixed_batches_grouped_as_the_sdk_groups_them(
+        make_sink: Callable[..., lf.LangfuseSink]) -> None:
+    from tests.test_langfuse_wire import _spans as other_spans
+
+    sink = make_sink()
+    assert sink._direct is not None
+    ours: list[ReadableSpan] = []
+    sink._direct._emit = ours.append
+    runs = _runs()
+    for run in runs:
+        sink.on_run_start(run)
+    for run in reversed(runs):
+        sink.on_run_end(run)
+    others = list(other_spans())  # other resources and scopes, and spans of every kind
+    mixed = [span for pair in zip(ours, others, strict=False) for span in pair]
+    mixed += others[len(ours):]
+    for batch in (mixed, list(reversed(mixed)), ours[:1] + others[:1] + ours[1:]):
+        assert WireEncoder().encode(batch) == encode_spans(batch).SerializePartialToString()
+
+
+def test_ready_spans_are_made_as_readable_spans_are(
+        make_sink: Callable[..., lf.LangfuseSink]) -> None:
+    assert _ASSIGNS  # this SDK's ReadableSpan only assigns: the shortcut is in use
+    tracer = make_sink()._tracer
+    context, parent = SpanContext(5, 6, False), SpanContext(5, 7, False)
+    attributes = {"k": "v"}
+    made = ready_span("n", context, parent, tracer.resource, attributes,
+                      tracer.instrumentation_info, UNSET, 1, 2,
+                      tracer._instrumentation_scope, b"wire", True)
+    sdk = ReadableSpan(name="n", context=context, parent=parent,
+                       resource=tracer.resource,
+                       attributes=attributes, kind=SpanKind.INTERNAL,
+                       instrumentation_info=tracer.instrumentation_info,
+                       status=UNSET, start_time=1, end_time=2,
+                       instrumentation_scope=tracer._instrumentation_scope)
+    assert vars(made) == vars(sdk)
+    assert (made.wire, made.media) == (b"wire", True)
+
+
+@pytest.mark.parametrize("value", [
+    {"input": 12, "output": 3, "total": 15}, {"f": 0.1, "g": 1e20, "h": -0.0}, {"u": "ünï\n\""},
+    {"l": [1, "a", None, True, 2.5]}, {}, {"nested": {"a": [{"b": None}]}},
+])
+def test_dumps_is_json_dumps(value: Any) -> None:
+    assert dumps(value) == json.dumps(value)
+    circular: list[Any] = []
+    circular.append(circular)
+    with pytest.raises(ValueError):
+        dumps(circular)
+    assert dumps(value) == json.dumps(value)  # a fresh scanner after the failure
+
+
+def test_plain_values_is_what_cleaning_keeps() -> None:
+    rng = random.Random(3)
+    for _ in range(5000):
+        attributes = {f"k{i}": _value(rng) for i in range(rng.randint(0, 4))}
+        kept = clean_attributes(dict(attributes))
+        if plain_values(attributes.values()):
+            assert kept == attributes
+            assert [type(v) for v in kept.values()] == [type(v) for v in attributes.values()]
+
+
+def _received(monkeypatch: pytest.MonkeyPatch, *, direct: bool) -> list[bytes]:
+    """test_langfuse_direct's workload and spans, with the options it leaves at defaults."""
+    from hypertool_callbacks.adapters.langchain import HypertoolCallbackHandler
+    from hypertool_callbacks.clock import ManualClock
+    from hypertool_callbacks.config import Config
+    from hypertool_callbacks.context.tracker import Tracker
+    from hypertool_callbacks.sinks.langfuse_media import MediaSkippingExporter
+    from tests.otlp_receiver import OTLPReceiver
+    from tests.test_langfuse_direct import _spans, _workload
+
+    with OTLPReceiver() as receiver:
+        langfuse_env(monkeypatch, receiver.url, timeout="2")
+        sink = lf.LangfuseSink(registry=CollectorRegistry(), persona_as_user=True,
+                               content_max_chars=40)
+        assert sink._direct is not None and sink._direct.encoder is not None
+        if not direct:  # the live path, as test_langfuse_direct sets it up
+            sink._direct = None
+            batch = sink.client._resources.tracer_provider._active_span_processor \
+                ._span_processors[0]._batch_processor
+            assert isinstance(batch._exporter, MediaSkippingExporter)
+            batch._exporter = batch._exporter._sdk
+        clock = ManualClock()
+        tracker = Tracker(Config.model_validate({"run_ttl_seconds": 60}), [sink], clock)
+        _workload(HypertoolCallbackHandler(tracker), tracker, clock)
+        assert sink.flush(10.0)
+        sink.shutdown(5.0)
+    return _spans(receiver)
+
+
+def test_received_spans_with_other_options_are_the_live_paths(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGFUSE_TRACING_ENVIRONMENT", "staging")
+    monkeypatch.setenv("LANGFUSE_RELEASE", "v1.2")
+    live = _received(monkeypatch, direct=False)
+    assert len(live) == 12
+    assert all(b"staging" in span and b"v1.2" in span for span in live)
+    assert sum(b"user.id" in span for span in live) > 2  # the persona, and the metadata's
+    assert _received(monkeypatch, direct=True) == live

@@ -170,7 +170,7 @@ class LangfuseSink(Sink):
                 self._direct.encoder = WireEncoder()
             self._build = ObservationAttributes(
                 persona_as_user, getattr(client, "_environment", None),
-                getattr(client, "_release", None), self._content).build
+                getattr(client, "_release", None), self._content, self._direct.encoder).build
         if self._owned:
             atexit.register(self._at_exit)
 
@@ -239,18 +239,24 @@ class LangfuseSink(Sink):
         # The attributes the live path sets (_trace_attributes, _observation_attributes),
         # built in one pass (langfuse_observation; the tests compare both paths' spans).
         assert self._direct is not None
-        status = None
+        status = wire = media = None
+        plain = False
         try:
-            attributes, message = self._build(run, observation_type(run), observation.root)
+            kind = run.kind  # observation_type(run), without its frame
+            attributes, message, wire, media, plain = self._build(
+                run, "generation" if kind is RunKind.LLM else "embedding"
+                if kind is RunKind.EMBEDDING else "tool" if kind is RunKind.TOOL
+                else "retriever" if kind is RunKind.RETRIEVER
+                else "agent" if run.is_agent else "chain", observation.root)
             if message is not None:  # level ERROR
                 status = trace.Status(trace.StatusCode.ERROR, message)
         except Exception:
             # As a live span that failed to fill: ended with what it had at start.
-            attributes = root_attributes(observation.root)
+            attributes, wire, media, plain = root_attributes(observation.root), None, None, False
             raise
         finally:
             self._direct.end(observation, run.name, run.start_ns, run.end_ns, attributes,
-                             status)
+                             status, wire, media, plain)
 
     def _observation(self, span: trace.Span, kind: str, fields: dict[str, Any],
                      attributes: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import enum
 import json
 import threading
 from collections.abc import Callable
-from json.encoder import encode_basestring
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
 from pydantic import BaseModel
@@ -67,6 +67,24 @@ def _encode(value: Any) -> str:
         return "".join(scan(value, 0))
     except BaseException:
         _local.scan = None
+        raise
+
+
+def dumps(value: Any) -> str:
+    """``json.dumps(value)``, with its C scanner kept per thread (as :func:`_encode` does):
+    ``json.dumps`` builds one per call."""
+    scan = getattr(_local, "dumps", None)
+    if scan is None:
+        if c_make_encoder is None:  # pragma: no cover - no C accelerator: the plain way
+            return json.dumps(value)
+        plain = json.JSONEncoder()  # json.dumps's own settings
+        scan = _local.dumps = c_make_encoder(
+            {}, plain.default, encode_basestring_ascii, None, plain.key_separator,
+            plain.item_separator, False, False, True)
+    try:
+        return "".join(scan(value, 0))
+    except BaseException:
+        _local.dumps = None
         raise
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import NoneType
 from typing import Any
@@ -39,17 +40,19 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, Status, TraceFlags
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from hypertool_callbacks.sinks.langfuse_media import attributes_may_hold_media
-from hypertool_callbacks.sinks.langfuse_wire import WireEncoder, WireReadySpan
+from hypertool_callbacks.sinks.langfuse_ready import UNSET, ready_span
+from hypertool_callbacks.sinks.langfuse_wire import WireEncoder
 
 _log = logging.getLogger(__name__)
 _SDK_LOG = logging.getLogger("langfuse")
 
 _AS_ROOT = "langfuse.internal.as_root"
 _IS_APP_ROOT = "langfuse.internal.is_app_root"
-_UNSET = Status(StatusCode.UNSET)
+_UNSET = UNSET
 _INTERNAL = trace.SpanKind.INTERNAL
 _FLAGS = {0: TraceFlags(TraceFlags.SAMPLED),
           TraceFlags.RANDOM_TRACE_ID: TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)}
@@ -77,6 +80,7 @@ class OpenObservation:
     context: SpanContext
     parent: SpanContext
     root: bool
+    head: bytes | None = None  # its OTLP span's id fields, when an encoder wants them
 
 
 class DirectSpans:
@@ -100,38 +104,70 @@ class DirectSpans:
         as ``start_span`` then returns a non-recording span)."""
         if not self._tracer._is_enabled():
             return None
+        if type(parent) is SpanContext:  # a tuple: its items, without a property call each
+            trace_id, parent_id, flags, state = parent[0], parent[1], parent[3], parent[4]
+        else:
+            trace_id, parent_id = parent.trace_id, parent.span_id
+            flags, state = parent.trace_flags, parent.trace_state
+        span_id = self._new_span_id()
         # SAMPLED, and RANDOM_TRACE_ID when the parent has it: one of two flag values.
-        flags = _FLAGS[parent.trace_flags & TraceFlags.RANDOM_TRACE_ID]
-        context = SpanContext(parent.trace_id, self._new_span_id(), False, flags,
-                              parent.trace_state)
-        return OpenObservation(context, parent, root)
+        context = SpanContext(trace_id, span_id, False,
+                              _FLAGS[flags & TraceFlags.RANDOM_TRACE_ID], state)
+        head = None
+        # The shared empty state first: an empty TraceState's len() is a Python call.
+        if self.encoder is not None and (state is DEFAULT_TRACE_STATE or not state):
+            try:  # WireEncoder.direct_span's head: trace, span and parent span id fields
+                head = (b"\x0a\x10" + trace_id.to_bytes(16, "big") + b"\x12\x08"
+                        + span_id.to_bytes(8, "big") + b"\x22\x08"
+                        + parent_id.to_bytes(8, "big"))
+            except (OverflowError, TypeError, AttributeError):  # ids for the SDK's encoder
+                head = None
+        return OpenObservation(context, parent, root, head)
 
     def end(self, observation: OpenObservation, name: str, start_ns: int, end_ns: int | None,
-            attributes: dict[str, Any], status: Status | None) -> None:
+            attributes: dict[str, Any], status: Status | None, wire: bytes | None = None,
+            media: bool | None = None, plain: bool = False) -> None:
         """Hand the finished span to the processors, as ``Span.end`` does. ``attributes``
-        start with the root marks for a root (see :func:`root_attributes`)."""
+        start with the root marks for a root (see :func:`root_attributes`); ``wire`` are
+        their OTLP fields in order, ``media`` whether any may hold media, ``plain`` whether
+        :func:`clean_attributes` would keep them as they are (langfuse_observation)."""
         tracer = self._tracer
-        cleaned = self._attributes(attributes)
+        maximum = self._max_attributes
+        if plain and self._max_length is None and (maximum is None
+                                                   or len(attributes) <= maximum):
+            cleaned = attributes
+        else:
+            cleaned = self._attributes(attributes)
         end_time = end_ns if end_ns is not None else time.time_ns()
         status = status or _UNSET
-        wire = None
-        if self.encoder is not None and type(cleaned) is dict:
+        encoded = None
+        encoder = self.encoder
+        if encoder is not None and cleaned is attributes:  # none dropped, none converted
             try:  # the bytes the exporter would write for this span, from the same values
-                wire = self.encoder.span_field(observation.context, observation.parent, name,
-                                               _INTERNAL, start_ns, end_time, cleaned, status)
+                if wire is not None and observation.head is not None:
+                    encoded = encoder.direct_span(observation.head, name, start_ns, end_time,
+                                                  wire, status, observation.parent)
+                else:
+                    encoded = encoder.span_field(observation.context, observation.parent,
+                                                 name, _INTERNAL, start_ns, end_time, cleaned,
+                                                 status)
             except Exception:  # a value the encoder leaves to the SDK's: exported as usual
-                wire = None
-        span = (ReadableSpan if wire is None else WireReadySpan)(
-            name=name, context=observation.context, parent=observation.parent,
-            resource=tracer.resource, attributes=cleaned, kind=_INTERNAL,
-            instrumentation_info=tracer.instrumentation_info, status=status,
-            start_time=start_ns, end_time=end_time,
-            instrumentation_scope=tracer._instrumentation_scope,
-        )
-        if wire is not None:
-            assert isinstance(span, WireReadySpan)
-            span.wire = wire
-            span.media = attributes_may_hold_media(cleaned)
+                encoded = None
+        span: ReadableSpan
+        if encoded is None:
+            span = ReadableSpan(
+                name=name, context=observation.context, parent=observation.parent,
+                resource=tracer.resource, attributes=cleaned, kind=_INTERNAL,
+                instrumentation_info=tracer.instrumentation_info, status=status,
+                start_time=start_ns, end_time=end_time,
+                instrumentation_scope=tracer._instrumentation_scope,
+            )
+        else:
+            span = ready_span(
+                name, observation.context, observation.parent, tracer.resource, cleaned,
+                tracer.instrumentation_info, status, start_ns, end_time,
+                tracer._instrumentation_scope, encoded,
+                attributes_may_hold_media(cleaned) if media is None else media)
         if (self._emit is not None and self._processor._span_processors is self._processors
                 and not _SDK_LOG.isEnabledFor(logging.DEBUG)):
             self._emit(span)
@@ -152,6 +188,18 @@ def root_attributes(root: bool) -> dict[str, Any]:
     """The attributes an observation starts with: the root marks, in the order the SDK
     sets them (``as_root`` at start, then the processor's ``is_app_root``)."""
     return {_AS_ROOT: True, _IS_APP_ROOT: True} if root else {}
+
+
+def plain_values(values: Iterable[Any]) -> bool:
+    """Whether :func:`clean_attributes` keeps attributes with these values as they are:
+    plain scalars, and tuples of them."""
+    for value in values:
+        if isinstance(value, _PLAIN):
+            continue
+        if type(value) is tuple and all(isinstance(item, _PLAIN) for item in value):
+            continue
+        return False
+    return True
 
 
 def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any] | None:

@@ -7,7 +7,6 @@ encoder object; other values still go through the SDK's builder.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from hypertool_callbacks import semconv as sc
 from hypertool_callbacks.context.inference import THREAD_KEY
 from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
 from hypertool_callbacks.events import Usage
+from hypertool_callbacks.sinks.langfuse_content import dumps
 
 A = LangfuseOtelSpanAttributes
 _PREFIX = A.OBSERVATION_METADATA + "."
@@ -90,7 +90,7 @@ def sdk_json(value: Any) -> Any:
     dict, so the text is ``json.dumps(value)``. Anything else is returned for the SDK to do."""
     if type(value) is dict and all(type(key) is str and _plain(item)
                                    for key, item in value.items()):
-        return json.dumps(value)
+        return dumps(value)
     return value
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from hypertool_callbacks.sinks.langfuse_wire import WireReadySpan
+from hypertool_callbacks.sinks.langfuse_ready import WireReadySpan
 
 _log = logging.getLogger(__name__)
 _MARKERS = ("data:", "inline_data", "inlineData", '"data"')

@@ -27,10 +27,11 @@ from opentelemetry.exporter.otlp.proto.common._internal import (
 )
 from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+
+from hypertool_callbacks.sinks.langfuse_ready import READS_FIELDS, UNSET, WireReadySpan
 
 _log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ _FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", 0x300)  # ... and is-remote
 _CACHE_MAX = 4096  # encoded (key, string value) pairs kept
 _CACHE_VALUE_MAX = 256  # longer values (content) are not worth keeping
 _pack_q = struct.Struct("<Q").pack
+_pack_start_end = struct.Struct("<BQBQ").pack  # start and end time fields at once
 # Observation input and output: new text each time, never looked up in the pair cache.
 _CONTENT = frozenset({"langfuse.observation.input", "langfuse.observation.output"})
 
@@ -61,6 +63,17 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+class _TwoBytes(dict[int, bytes]):
+    """Two-byte varints (0x80 to 0x3FFF), each made on first use."""
+
+    def __missing__(self, size: int) -> bytes:
+        value = self[size] = bytes(((size & 0x7F) | 0x80, size >> 7))
+        return value
+
+
+_TWO = _TwoBytes()
 
 
 def _size(size: int) -> bytes:
@@ -101,23 +114,18 @@ def _any_value(value: Any) -> bytes:
     raise _Unsupported
 
 
-class WireReadySpan(ReadableSpan):
-    """A finished span that carries its ``ScopeSpans.spans`` field (``wire``), written by
-    :meth:`WireEncoder.span_field` from the values it was made of, and whether the SDK's
-    media handling must look at it (``media``). Anyone else sees a ``ReadableSpan``."""
-
-    __slots__ = ("media", "wire")
-
-    wire: bytes
-    media: bool
-
-
-# ReadableSpan's own fields, read directly (its properties copy events, links and
-# attributes on each read) when its layout is the one this was written against.
-_FIELDS = {"_name", "_context", "_kind", "_instrumentation_info", "_instrumentation_scope",
-           "_parent", "_start_time", "_end_time", "_attributes", "_events", "_links",
-           "_resource", "_status"}
-_DIRECT = set(vars(ReadableSpan("probe", resource=Resource.get_empty()))) == _FIELDS
+def _status(status: Status | None) -> bytes:
+    """The ``Span.status`` field (none for None)."""
+    if status is None:
+        return b""
+    code, description = status.status_code, status.description
+    if code is _STATUS_UNSET and not description:
+        return b"\x7a\x00"
+    body = _field(0x12, description.encode("utf-8")) if description else b""
+    value = 0 if code is _STATUS_UNSET else 1 if code is _STATUS_OK else code.value
+    if value:
+        body += b"\x18" + _varint(value)
+    return _field(0x7A, body)
 
 
 class WireEncoder:
@@ -130,6 +138,7 @@ class WireEncoder:
         self._bools: dict[tuple[str, bool], bytes] = {}
         self._tuples: dict[tuple[str, int], tuple[tuple[Any, ...], bytes]] = {}
         self._keys: dict[str, bytes] = {}  # KeyValue.key fields
+        self._names: dict[str, bytes] = {}  # Span.name fields
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, bytes]] = {}
 
@@ -141,12 +150,19 @@ class WireEncoder:
             key_field = self._keys[key] = _field(0x0A, key.encode("utf-8"))
         return key_field
 
-    def _text_pair(self, key: str, value: str) -> bytes:
+    def text_pair(self, key: str, value: str) -> bytes:
         """The KeyValue field of uncached text (content), in as few steps as can be: here
         the interpreter's steps cost more than copying the text twice."""
         key_field = self._keys.get(key) or self._key(key)
         data = str.encode(value, "utf-8")
-        any_value = b"\x0a" + _size(len(data)) + data
+        size = len(data)
+        if size < 0x3F80:  # every size below fits in two bytes (the _size of most content)
+            any_value = b"\x0a" + (_SMALL[size] if size < 0x80 else _TWO[size]) + data
+            size = len(any_value)
+            pair = key_field + b"\x12" + (_SMALL[size] if size < 0x80 else _TWO[size]) + any_value
+            size = len(pair)
+            return b"\x4a" + (_SMALL[size] if size < 0x80 else _TWO[size]) + pair
+        any_value = b"\x0a" + _size(size) + data
         pair = key_field + b"\x12" + _size(len(any_value)) + any_value
         return b"\x4a" + _size(len(pair)) + pair
 
@@ -165,6 +181,36 @@ class WireEncoder:
                 self._pairs.clear()
             self._pairs[(key, value)] = pair
         return pair
+
+    def pair(self, key: str, value: Any) -> bytes:
+        """The ``Span.attributes`` field of one attribute (KeyValue), cached when it may
+        repeat; raises :class:`_Unsupported` (or a TypeError ...) for other values."""
+        value_type = type(value)
+        if value_type is str:
+            # Content is new text each time: not worth hashing for the cache.
+            if key in _CONTENT or len(value) > _CACHE_VALUE_MAX:
+                return self.text_pair(key, value)
+            found = self._pairs.get((key, value))
+        elif value_type is bool:
+            found = self._bools.get((key, value))
+            if found is None:
+                if len(self._bools) >= _CACHE_MAX:
+                    self._bools.clear()
+                found = self._bools[(key, value)] = self._attribute(key, value)
+        elif value_type is tuple:
+            seen = self._tuples.get((key, id(value)))
+            # By identity, the tuple kept alive so that its id is not reused; only tuples
+            # of strings, whose bytes cannot change.
+            found = seen[1] if seen is not None and seen[0] is value else None
+            if found is None:
+                found = self._attribute(key, value)
+                if all(type(item) is str for item in value):
+                    if len(self._tuples) >= _CACHE_MAX:
+                        self._tuples.clear()
+                    self._tuples[(key, id(value))] = (value, found)
+        else:
+            found = None
+        return found if found is not None else self._attribute(key, value)
 
     def span_field(self, context: SpanContext, parent: SpanContext | None, name: str,
                    kind: SpanKind, start: int | None, end: int | None,
@@ -190,56 +236,44 @@ class WireEncoder:
         if end:
             parts.append(b"\x41" + _pack_q(end))
         if attributes:
-            pairs = self._pairs
+            pairs, pair = self._pairs, self.pair
             for key, value in attributes.items():
-                value_type = type(value)
-                if value_type is str:
-                    # Content is new text each time: not worth hashing for the cache.
-                    if key in _CONTENT or len(value) > _CACHE_VALUE_MAX:
-                        parts.append(self._text_pair(key, value))
-                        continue
+                if type(value) is str and len(value) <= _CACHE_VALUE_MAX and key not in _CONTENT:
                     found = pairs.get((key, value))
-                elif value_type is bool:
-                    found = self._bools.get((key, value))
-                    if found is None:
-                        if len(self._bools) >= _CACHE_MAX:
-                            self._bools.clear()
-                        found = self._bools[(key, value)] = self._attribute(key, value)
-                elif value_type is tuple:
-                    seen = self._tuples.get((key, id(value)))
-                    # By identity, the tuple kept alive so that its id is not reused; only
-                    # tuples of strings, whose bytes cannot change.
-                    found = seen[1] if seen is not None and seen[0] is value else None
-                    if found is None:
-                        found = self._attribute(key, value)
-                        if all(type(item) is str for item in value):
-                            if len(self._tuples) >= _CACHE_MAX:
-                                self._tuples.clear()
-                            self._tuples[(key, id(value))] = (value, found)
-                else:
-                    found = None
-                parts.append(found if found is not None else self._attribute(key, value))
-        if status is not None:
-            code = status.status_code
-            if code is _STATUS_UNSET and not status.description:
-                parts.append(b"\x7a\x00")
-            else:
-                body = b""
-                if status.description:
-                    body = _field(0x12, status.description.encode("utf-8"))
-                value = 0 if code is _STATUS_UNSET else 1 if code is _STATUS_OK else code.value
-                if value:
-                    body += b"\x18" + _varint(value)
-                parts.append(_field(0x7A, body))
+                    if found is not None:
+                        parts.append(found)
+                        continue
+                parts.append(pair(key, value))
+        parts.append(_status(status))
         parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
         body = b"".join(parts)
+        size = len(body)
+        return b"\x12" + (_SMALL[size] if size < 0x80 else _varint(size)) + body
+
+    def direct_span(self, head: bytes, name: str, start: int, end: int, attributes: bytes,
+                    status: Status, parent: SpanContext) -> bytes:
+        """:meth:`span_field` of an INTERNAL span from parts written earlier: ``head``
+        (the trace, span and parent span id fields: a span without trace state) and its
+        attribute fields, in order."""
+        names = self._names
+        name_field = names.get(name) if name else b""
+        if name_field is None:
+            if len(names) >= _CACHE_MAX:
+                names.clear()
+            name_field = names[name] = _field(0x2A, name.encode("utf-8"))
+        times = (_pack_start_end(0x39, start, 0x41, end) if start and end
+                 else (b"\x39" + _pack_q(start) if start else b"")
+                 + (b"\x41" + _pack_q(end) if end else b""))
+        body = b"".join((head, name_field, b"\x30\x01", times, attributes,
+                         b"\x7a\x00" if status is UNSET else _status(status),
+                         _FLAGS_REMOTE if parent[2] else _FLAGS_LOCAL))
         size = len(body)
         return b"\x12" + (_SMALL[size] if size < 0x80 else _varint(size)) + body
 
     def _span(self, span: ReadableSpan) -> bytes:
         if type(span) is WireReadySpan:
             return span.wire
-        if _DIRECT and type(span) is ReadableSpan:
+        if READS_FIELDS and type(span) is ReadableSpan:
             fields = span.__dict__
             attributes, events, links = (fields["_attributes"], fields["_events"],
                                          fields["_links"])
@@ -282,21 +316,33 @@ class WireEncoder:
         # Grouped by object first (the SDK's dict hashes the resource, a json.dumps, per
         # span), then by equality as the SDK groups them.
         by_object: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
+        last: tuple[Any, Any, list[bytes]] = (None, None, [])
         for span in spans:
-            try:
-                data = self._span(span)
-            except (_Unsupported, KeyError, AttributeError, TypeError, OverflowError,
-                    struct.error):
-                data = _field(0x12, _encode_span(span).SerializePartialToString())
-            if _DIRECT and (type(span) is WireReadySpan or type(span) is ReadableSpan):
+            if type(span) is WireReadySpan and READS_FIELDS:  # the sink's own: bytes written
+                data = span.wire
                 fields = span.__dict__
                 resource, scope = fields["_resource"], fields["_instrumentation_scope"] or None
             else:
-                resource, scope = span.resource, span.instrumentation_scope or None
+                try:
+                    data = self._span(span)
+                except (_Unsupported, KeyError, AttributeError, TypeError, OverflowError,
+                        struct.error):
+                    data = _field(0x12, _encode_span(span).SerializePartialToString())
+                if READS_FIELDS and type(span) is ReadableSpan:
+                    fields = span.__dict__
+                    resource = fields["_resource"]
+                    scope = fields["_instrumentation_scope"] or None
+                else:
+                    resource, scope = span.resource, span.instrumentation_scope or None
+            # Most batches: one resource and scope, as the span before.
+            if resource is last[0] and scope is last[1] and last[2]:
+                last[2].append(data)
+                continue
             group = by_object.get((id(resource), id(scope)))
             if group is None:
                 group = by_object[(id(resource), id(scope))] = (resource, scope, [])
             group[2].append(data)
+            last = group
         groups: dict[Any, dict[Any, list[bytes]]] = {}
         for resource, scope, encoded_spans in by_object.values():
             groups.setdefault(resource, {}).setdefault(scope, []).extend(encoded_spans)
