@@ -14,6 +14,8 @@ from llama_index.core.llms import ChatMessage, ChatResponse
 
 from hypertool_callbacks.adapters import llamaindex
 from hypertool_callbacks.context.tracker import Tracker
+from hypertool_callbacks.sinks.recorder import RecorderSink
+from tests import llama_workloads
 from tests.llama_support import UsageLLM
 
 USER = [ChatMessage(role="user", content="hi")]
@@ -106,6 +108,38 @@ def test_handler_registered_twice_counts_once(
     assert sample(CALLS, model="usage-llm-1", persona="unknown", status="ok") == 1
     assert sample(TOKENS, persona="unknown", model="usage-llm-1", token_type="input") == 4
     assert sample(DROPPED, reason="duplicate_run") >= 1
+    assert tracker.live_runs == 0
+
+
+def _recorded_query(tracker: Tracker, twice: bool) -> list[tuple[str | None, str, str, str]]:
+    recorder = RecorderSink()
+    tracker.add_sink(recorder)
+    root = get_dispatcher()
+    span, event = _handlers()
+    if twice:
+        root.span_handlers = [*root.span_handlers, span]
+        root.event_handlers = [*root.event_handlers, event]
+    try:
+        llama_workloads.query()
+    finally:
+        if twice:  # back to one copy each
+            root.span_handlers = [h for h in root.span_handlers if h is not span] + [span]
+            root.event_handlers = [h for h in root.event_handlers if h is not event] + [event]
+        tracker.remove_sink(recorder)
+    return [(None if r.parent is None else execution.runs[r.parent].name, r.kind, r.name,
+             r.status) for execution in recorder.executions for r in execution.runs]
+
+
+def test_handler_registered_twice_makes_the_same_runs(
+        tracker: Tracker, sample: Callable[..., float]) -> None:
+    # Each span is heard twice: counted as a duplicate, its second exit ignored. A span that
+    # is not a run (transparent) used to become a root run of its own named "duplicate".
+    once = _recorded_query(tracker, twice=False)
+    assert once and sample(DROPPED, reason="duplicate_run") == 0
+    twice = _recorded_query(tracker, twice=True)
+    assert twice == once
+    assert sample(DROPPED, reason="duplicate_run") >= len(once)
+    assert sample(DROPPED, reason="unknown_run") == 0
     assert tracker.live_runs == 0
 
 

@@ -71,6 +71,8 @@ class BridgeState:
         self.spans: dict[str, Span] = {}
         self._llms: dict[str, Llm] = {}  # own and alias span ids -> the LLM run
         self._streams: dict[int, Llm] = {}  # LLM instance -> its stream waiting for chunks
+        # Span id -> exits still to ignore: a handler registered twice hears every span twice.
+        self._echoes: dict[str, int] = {}
 
     @property
     def tracker(self) -> Tracker:
@@ -95,7 +97,20 @@ class BridgeState:
         tracker.internal_error(f"llamaindex.{where}", exc)
 
     def duplicate(self, id_: str) -> None:
-        self.tracker.start(RunStart(id_, None, CHAIN, "duplicate"))  # counted
+        """A span entered again (the same handler registered twice): counted once, and its
+        next exit is ignored, so the span stays one run (or stays transparent)."""
+        echoes = self._echoes
+        if len(echoes) >= MAX_SPANS:  # exits that never came
+            echoes.clear()
+        echoes[id_] = echoes.get(id_, 0) + 1
+        self.tracker.dropped("duplicate_run")
+
+    def echo(self, id_: str) -> bool:
+        """Whether this exit is the echo of a duplicate enter (then it is ignored)."""
+        left = self._echoes.pop(id_, 0)
+        if left > 1:
+            self._echoes[id_] = left - 1
+        return left > 0
 
     def trim(self) -> None:
         """Spans that never exit are forgotten, oldest first."""

@@ -127,6 +127,8 @@ class Bridge(FlowSpans):
                   instance: Any | None = None, result: Any | None = None,
                   **kwargs: Any) -> None:
         try:
+            if self._echoes and self.echo(id_):
+                return
             span = self.spans.pop(id_, None)
             if span is not None:
                 if span[RUN_ID] != id_:
@@ -143,6 +145,8 @@ class Bridge(FlowSpans):
                   instance: Any | None = None, err: BaseException | None = None,
                   **kwargs: Any) -> None:
         try:
+            if self._echoes and self.echo(id_):
+                return
             span = self.spans.pop(id_, None)
             if span is None or span[RUN_ID] == id_:
                 self.drop_run(id_, span, err)

@@ -264,6 +264,11 @@ class Tracker:
         with self._lock:
             self._dispatch.replace([s for s in self.sinks if s is not sink])
 
+    def dropped(self, reason: str) -> None:
+        """An adapter saw an event it cannot use and made no run of it (e.g. a span handler
+        registered twice hears each span twice): counted under ``reason``."""
+        self._notify([("on_drop", reason)])
+
     def internal_error(self, component: str, exc: BaseException) -> None:
         """Adapters report their own failures here: counted, logged at most once a minute."""
         self._warn.warning(f"internal:{component}", "hypertool-callbacks: %s failed: %r",
