@@ -38,6 +38,9 @@ class Table:
         self.stale = False
         self.by_method: dict[str, _Listeners] = {}
         self.hears_starts = bool(self.listeners("on_run_start"))
+        # The needs_run of this table's sinks that may need a folded run (Tracker.fold).
+        self.run_watchers = [sink.needs_run for sink in self.sinks
+                             if getattr(type(sink), "needs_run", None) is not never_needs_run]
 
     def listeners(self, method: str) -> _Listeners:
         found = self.by_method.get(method)
@@ -72,9 +75,9 @@ class Dispatcher:
         # Tables without the sinks that declined a tree, by those sinks' ids.
         self._without = {}
         # What the hot path asks per run: the needs_run of the sinks that may need a folded
-        # run, whether anyone hears run starts, who may decline a tree.
-        self.run_watchers = [sink.needs_run for sink in sinks
-                             if getattr(type(sink), "needs_run", None) is not never_needs_run]
+        # run (of a tree without a table yet), whether anyone hears run starts, who may
+        # decline a tree.
+        self.run_watchers = self._all.run_watchers
         self.hears_starts = self._all.hears_starts
         self._tree_checks = [sink for sink in sinks
                              if getattr(type(sink), "takes_tree", None) is not takes_every_tree]

@@ -115,7 +115,11 @@ class Tracker:
             if (parent is None or parent.end_mono is not None or run_id in self._aliases
                     or not self.resolver.adds_nothing(tags, metadata, parent)):
                 return False
-            for needs_run in self._dispatch.run_watchers:
+            table = parent.table
+            # The tree's own sinks: one that declined it needs none of its runs.
+            watchers = (table.run_watchers if table is not None and not table.stale
+                        else self._dispatch.run_watchers)
+            for needs_run in watchers:
                 if needs_run(parent):
                     return False
             if len(self._aliases) >= self._max_runs:  # runs that never end: oldest go

@@ -39,7 +39,12 @@ from hypertool_callbacks.events import RunKind
 from hypertool_callbacks.safety import RateLimitedLog
 from hypertool_callbacks.sinks.otel_content import content_in, content_out, to_plain
 from hypertool_callbacks.sinks.otel_direct import DirectSpan
-from hypertool_callbacks.sinks.otel_env import AppOrEnvProvider, _FollowingTracer, current_provider
+from hypertool_callbacks.sinks.otel_env import (
+    AppOrEnvProvider,
+    _FollowingTracer,
+    current_provider,
+    propagated_trace_id,
+)
 from hypertool_callbacks.sinks.otel_export import JsonLinesSpanExporter, flush, local_provider
 from hypertool_callbacks.sinks.otel_probe import DirectPaths
 
@@ -150,6 +155,7 @@ class OtelSink(Sink):
         # Finished spans built directly where that provably equals live spans
         # (sinks/otel_direct, otel_probe); None: always live spans.
         self._direct: DirectPaths | None = DirectPaths()
+        self._asked: tuple[object, bool] = (None, False)  # see _records()
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush finished spans (the provider itself belongs to the app or to the SDK's exit
@@ -162,11 +168,17 @@ class OtelSink(Sink):
         """Whether spans would be recorded: false while no SDK (or other real) provider is
         set. Asked once per root run, so a provider the app sets later is used from its next
         workflow on, and a run tree never mixes recorded and unrecorded spans."""
-        provider = (self.tracer_provider if self.tracer_provider is not None
-                    else current_provider())
+        # The answer follows from the global provider alone (ours, or an AppOrEnvProvider's
+        # own, is fixed once built): asked again with the same one, the same answer.
+        current = current_provider()
+        if current is self._asked[0]:
+            return self._asked[1]
+        provider = self.tracer_provider if self.tracer_provider is not None else current
         if isinstance(provider, AppOrEnvProvider):
             provider = provider.resolve()
-        return not isinstance(provider, _NO_RECORDING)
+        records = not isinstance(provider, _NO_RECORDING)
+        self._asked = (current, records)
+        return records
 
     def takes_tree(self, root: Run) -> bool:
         """No recording provider: no span for any run of this tree, so none of its notes
@@ -175,9 +187,9 @@ class OtelSink(Sink):
         runs, as a no-op span would, for the exemplars: children inherit the root's id."""
         if self._records():
             return True
-        current = trace.get_current_span().get_span_context()
-        if current.is_valid:
-            root.trace_id = format(current.trace_id, "032x")
+        trace_id = propagated_trace_id()
+        if trace_id is not None:
+            root.trace_id = trace_id
         return False
 
     def needs_run(self, parent: Run) -> bool:
@@ -201,9 +213,9 @@ class OtelSink(Sink):
             if not self._records():
                 # No spans to build, but a trace the app propagated (a W3C traceparent it
                 # extracted) still names the run, as a no-op span would, for the exemplars.
-                current = trace.get_current_span().get_span_context()
-                if current.is_valid:
-                    run.trace_id = format(current.trace_id, "032x")
+                trace_id = propagated_trace_id()
+                if trace_id is not None:
+                    run.trace_id = trace_id
                 return
         else:
             parent = parent_run.extra.get(_SPAN)

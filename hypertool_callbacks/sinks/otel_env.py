@@ -22,10 +22,13 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlparse
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -44,6 +47,27 @@ _PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 _GLOBAL = "_TRACER_PROVIDER"
 _READABLE = hasattr(trace, _GLOBAL)  # else: the public function, whatever it costs
 _PROXY = trace.ProxyTracerProvider()
+# The current span is an entry of the context in a ContextVar (the default runtime context):
+# read directly, a root run with no current span costs one lookup instead of six calls.
+_RUNTIME = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+_CONTEXT_VAR = (getattr(_RUNTIME, "_current_context", None)
+                if type(_RUNTIME) is ContextVarsRuntimeContext else None)
+_SPAN_KEY = getattr(trace.propagation, "_SPAN_KEY", None)
+if not (isinstance(_CONTEXT_VAR, ContextVar) and isinstance(_SPAN_KEY, str)):
+    _CONTEXT_VAR = None  # another runtime context: the public functions
+
+
+def propagated_trace_id() -> str | None:
+    """The trace id of the current span (e.g. from a W3C traceparent the app extracted), as
+    32 hex digits; None when there is none or it is invalid."""
+    if _CONTEXT_VAR is not None:
+        span = _CONTEXT_VAR.get().get(_SPAN_KEY)
+        if span is None or not isinstance(span, trace.Span):
+            return None
+    else:
+        span = trace.get_current_span()
+    current = span.get_span_context()
+    return format(current.trace_id, "032x") if current.is_valid else None
 
 
 def current_provider() -> trace.TracerProvider:
