@@ -146,7 +146,13 @@ class AdapterOnly(Tracker):
     def start(self, event: Any) -> None:
         return None
 
+    def start_run(self, *fields: Any) -> None:
+        return None
+
     def end(self, event: Any) -> None:
+        return None
+
+    def end_run(self, *fields: Any) -> None:
         return None
 
     def first_token(self, run_id: Any) -> None:

@@ -26,6 +26,7 @@ from hypertool_callbacks.adapters import llamaindex
 from hypertool_callbacks.config import Config
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.context.tracker import Tracker
+from hypertool_callbacks.events import RunEnd, RunStart
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.llama_support import ScriptedAgentLLM, UsageLLM
 
@@ -74,13 +75,15 @@ class RecordingTracker(Tracker):
     def _note(self, *entry: Any) -> None:
         self.log.append(self.norm(entry))
 
-    def start(self, event: Any) -> None:
-        self._note("start", event)
-        super().start(event)
+    # Every start and end passes here (start() and end() hand their event's fields on),
+    # noted as the event object, whichever entry the adapter used.
+    def start_run(self, *fields: Any, **named: Any) -> None:
+        self._note("start", RunStart(*fields, **named))
+        super().start_run(*fields, **named)
 
-    def end(self, event: Any) -> None:
-        self._note("end", event)
-        super().end(event)
+    def end_run(self, *fields: Any, **named: Any) -> None:
+        self._note("end", RunEnd(*fields, **named))
+        super().end_run(*fields, **named)
 
     def fold(self, run_id: Any, parent_id: Any, tags: Any, metadata: Any) -> bool:
         folded = super().fold(run_id, parent_id, tags, metadata)

@@ -165,9 +165,10 @@ def test_dispatcher_that_does_not_propagate(
 
 def test_a_failing_tracker_is_counted_not_raised(
         tracker: Tracker, sample: Callable[..., float], monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(event: Any) -> None:
+    def broken(*fields: Any) -> None:
         raise RuntimeError("tracker bug")
 
     monkeypatch.setattr(tracker, "start", broken)
+    monkeypatch.setattr(tracker, "start_run", broken)
     assert UsageLLM().chat(USER).message.content == "the answer"
     assert sample(INTERNAL, component="llamaindex.span_enter") >= 1

@@ -18,7 +18,7 @@ from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler
 
 from hypertool_callbacks.adapters.langchain_results import handoff_targets, read_result
 from hypertool_callbacks.errors import TokenBudgetExceeded
-from hypertool_callbacks.events import RunEnd, RunKind, RunStart
+from hypertool_callbacks.events import RunKind
 
 # Enum members read once: on Python 3.11 ``RunKind.LLM`` goes through EnumType's
 # __getattr__ hook, several times the cost of a module constant.
@@ -156,16 +156,10 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
     def _start(self, kind: RunKind, serialized: Any, inputs: Any, run_id: UUID,
                parent_run_id: UUID | None, tags: Any, metadata: Any,
                kwargs: Mapping[str, Any], **extra: Any) -> None:
-        if extra:
-            self._tracker.start(RunStart(
-                run_id=run_id, parent_id=parent_run_id, kind=kind,
-                name=_name(serialized, kwargs, str(kind)), tags=_tags(tags),
-                metadata=_metadata(metadata), inputs=inputs, **extra,
-            ))
-        else:  # positional: keyword matching costs as much as the rest of the event
-            self._tracker.start(RunStart(run_id, parent_run_id, kind,
-                                         _name(serialized, kwargs, str(kind)), _tags(tags),
-                                         _metadata(metadata), inputs))
+        # A RunStart's fields as arguments (Tracker.start_run): no event object per run.
+        self._tracker.start_run(run_id, parent_run_id, kind,
+                                _name(serialized, kwargs, str(kind)), _tags(tags),
+                                _metadata(metadata), inputs, **extra)
 
     def _chain_end(self, run_id: UUID, outputs: Any) -> None:
         if self._tracker.unfold(run_id):
@@ -174,7 +168,7 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
         if type(outputs).__name__ == "Command":
             self._end(run_id, outputs)
         else:
-            self._tracker.end(RunEnd(run_id, outputs))
+            self._tracker.end_run(run_id, outputs)
 
     def _end(self, run_id: UUID, outputs: Any = None, error: BaseException | None = None,
              tool: bool = False, **extra: Any) -> None:
@@ -194,7 +188,7 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
                 run = self._tracker.get_run(run_id)
                 name = run.name if run is not None else None
             extra["handoffs"] = handoff_targets(name, outputs) if (name or not tool) else ()
-        self._tracker.end(RunEnd(run_id, outputs=outputs, error=error, **extra))
+        self._tracker.end_run(run_id, outputs, error, **extra)
 
     # -- chains (incl. LangGraph graphs and nodes) -------------------------------------------
 
@@ -237,10 +231,10 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
         if not (isinstance(model, str) and model):
             model = _model(params)
         # The invocation parameters as LangChain gives them: sinks pick the ones they export.
-        self._tracker.start(RunStart(
+        self._tracker.start_run(
             run_id, parent_run_id, _LLM, _name(serialized, kwargs, "llm"), _tags(tags),
             meta, inputs, model, provider if isinstance(provider, str) else None, params,
-            system_prompt))
+            system_prompt)
 
     def on_chat_model_start(self, serialized: dict[str, Any] | None, messages: Any, *,
                             run_id: UUID, parent_run_id: UUID | None = None,
@@ -276,8 +270,7 @@ class HypertoolCallbackHandler(BaseCallbackHandler):
             except Exception as exc:  # an odd provider result must not leave the run open
                 self._failed("on_llm_end", exc)
                 usage, model, calls = None, None, ()
-            self._tracker.end(RunEnd(run_id, response, None, usage, model, (), False, False,
-                                     calls))
+            self._tracker.end_run(run_id, response, None, usage, model, (), False, False, calls)
         except Exception as exc:
             self._failed("on_llm_end", exc)
 

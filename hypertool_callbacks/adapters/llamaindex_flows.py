@@ -150,8 +150,7 @@ class FlowSpans(BridgeState):
             if len(spans) > MAX_SPANS:
                 self.trim()
             if not folded:
-                tracker.start(RunStart(id_, parent_run, CHAIN, method, (), EMPTY, None, None, None,
-                                       EMPTY))
+                tracker.start_run(id_, parent_run, CHAIN, method, (), EMPTY)
             return
         metadata: Mapping[str, Any] = EMPTY
         tags: tuple[str, ...] = ()
@@ -183,8 +182,7 @@ class FlowSpans(BridgeState):
         if len(spans) > MAX_SPANS:
             self.trim()
         if not folded:
-            tracker.start(RunStart(id_, parent_run, CHAIN, method, tags, metadata, None, None,
-                                   None, EMPTY))
+            tracker.start_run(id_, parent_run, CHAIN, method, tags, metadata)
 
     def _workflow(self, id_: str, instance: Any, parent: Span | None, owner: str) -> None:
         agent_name = text(getattr(instance, "name", None)) if is_agent(instance) else None
@@ -217,7 +215,12 @@ class FlowSpans(BridgeState):
             self.tracker.end(ending(turn, None, error))
 
 
+def cancels(error: BaseException | None) -> bool:
+    """Whether ``error`` means the caller stopped the run (neither ok nor an error)."""
+    return error is not None and type(error).__name__ in _CANCELLATIONS
+
+
 def ending(run_id: str, outputs: Any, error: BaseException | None) -> RunEnd:
-    if error is not None and type(error).__name__ in _CANCELLATIONS:
+    if cancels(error):
         return RunEnd(run_id, outputs, None, None, None, (), False, True)
     return RunEnd(run_id, outputs, error)

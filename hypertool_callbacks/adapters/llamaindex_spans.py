@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from types import AsyncGeneratorType, GeneratorType
 from typing import Any
 
-from hypertool_callbacks.adapters.llamaindex_flows import MAX_SPANS, FlowSpans, ending, text
+from hypertool_callbacks.adapters.llamaindex_flows import (
+    MAX_SPANS,
+    FlowSpans,
+    cancels,
+    ending,
+    text,
+)
 from hypertool_callbacks.adapters.llamaindex_records import (
     AGENT,
     EMPTY,
@@ -135,7 +141,7 @@ class Bridge(FlowSpans):
                     return  # transparent, or the same call one level down
                 if span[ROLE] == "step" and not span[FOLDED]:
                     # A step's run ends with its result, nothing else (exit_run's last case).
-                    (self._tracker or self.tracker).end(RunEnd(id_, result))
+                    (self._tracker or self.tracker).end_run(id_, result)
                     return
             self.exit_run(id_, span, result)
         except Exception as exc:
@@ -217,28 +223,25 @@ class Bridge(FlowSpans):
             return
         arguments = bound_args.arguments if bound_args is not None else {}
         inputs = inputs_of(kind, arguments)
-        handoff = None
-        # Positional: RunStart's fields in order (keywords cost a match each).
+        handoff = model = provider = prompt = None
+        parameters: Mapping[str, Any] = EMPTY
         if kind is LLM:
             # The system prompt feeds persona rules only: read when rules are configured.
             prompt = system_prompt_of(arguments, instance) if tracker.reads_prompts else None
-            start = RunStart(id_, parent_run, kind, name, tags, metadata, inputs,
-                             request_model(instance), provider_of(instance),
-                             parameters_of(instance), prompt)
+            model, provider = request_model(instance), provider_of(instance)
+            parameters = parameters_of(instance)
             self._llms[id_] = Llm(id_, instance_id, parent_run, None, None, False, None, [])
         elif kind is EMBEDDING:
-            start = RunStart(id_, parent_run, kind, name, tags, metadata, inputs,
-                             request_model(instance), provider_of(instance), EMPTY)
-        else:
-            if kind is TOOL and name == _HANDOFF_TOOL:
-                kwargs = arguments.get("kwargs")
-                handoff = text(kwargs.get("to_agent")) if isinstance(kwargs, dict) else None
-            start = RunStart(id_, parent_run, kind, name, tags, metadata, inputs, None, None,
-                             EMPTY)
+            model, provider = request_model(instance), provider_of(instance)
+        elif kind is TOOL and name == _HANDOFF_TOOL:
+            kwargs = arguments.get("kwargs")
+            handoff = text(kwargs.get("to_agent")) if isinstance(kwargs, dict) else None
         spans[id_] = (id_, kind, instance_id, agent, flow, role, name, handoff, wrapper, False)
         if len(spans) > MAX_SPANS:
             self.trim()
-        tracker.start(start)
+        # A RunStart's fields as arguments (Tracker.start_run): no event object per run.
+        tracker.start_run(id_, parent_run, kind, name, tags, metadata, inputs, model, provider,
+                          parameters, prompt)
 
     def _alias(self, id_: str, outer: Span, kind: RunKind) -> None:
         run_id = outer[RUN_ID]
@@ -284,13 +287,13 @@ class Bridge(FlowSpans):
             # A handoff is recorded when the target agent's turn starts (the tracker lands
             # it): a refused handoff (unknown agent) never starts one.
             handoff = span[HANDOFF]
-            tracker.end(RunEnd(id_, result, error, None, None,
-                               (handoff,) if handoff and error is None else ()))
+            tracker.end_run(id_, result, error, None, None,
+                            (handoff,) if handoff and error is None else ())
         else:
-            tracker.end(RunEnd(id_, result))
+            tracker.end_run(id_, result)
         wrapper = span[WRAPPER]
         if wrapper is not None:
-            tracker.end(RunEnd(wrapper, result))
+            tracker.end_run(wrapper, result)
 
     def drop_run(self, id_: str, span: Span | None, err: BaseException | None) -> None:
         """A span that is a run (or that we never saw) raised."""
@@ -353,12 +356,12 @@ class Bridge(FlowSpans):
                 del self._streams[llm.instance_id]
         finally:
             lock.release()
-        event = ending(llm.run_id, result, error)
         if result is not None and result is llm.read:
             # The end event has read this very response (the usual case): not twice.
-            event.usage, event.response_model = llm.usage, llm.model
+            usage, model = llm.usage, llm.model
         else:
-            usage = response_usage(result) if error is None else None
-            event.usage = usage or llm.usage
-            event.response_model = response_model(result) or llm.model
-        self.tracker.end(event)
+            usage = (response_usage(result) if error is None else None) or llm.usage
+            model = response_model(result) or llm.model
+        cancelled = cancels(error)
+        self.tracker.end_run(llm.run_id, result, None if cancelled else error, usage, model,
+                             (), False, cancelled)
