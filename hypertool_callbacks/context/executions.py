@@ -8,10 +8,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
+from hypertool_callbacks.context.dispatch import Note
 from hypertool_callbacks.context.inference import NODE_KEY, Resolver
 from hypertool_callbacks.context.labels import clean
-from hypertool_callbacks.context.records import Handoff
+from hypertool_callbacks.context.records import Handoff, PersonaStint, PersonaSwitch
 from hypertool_callbacks.context.runs import UNKNOWN, Run
+from hypertool_callbacks.events import RunKind
+
+_LLM = RunKind.LLM  # read once (an enum member read goes through a hook on Python 3.11)
+_TOOL = RunKind.TOOL
 
 _MAX_TOOL_REQUESTS = 256  # tool calls asked for but not started yet, per execution
 
@@ -55,6 +60,42 @@ class Executions:
         else:
             self._states.move_to_end(run.execution)
         return state
+
+    def act(self, run: Run, now: float, now_ns: int, notes: list[Note]) -> None:
+        """Switch rule: a run whose persona is known and differs from the acting one."""
+        if run.is_node:
+            handoff = self.land(run)
+            if handoff is not None:
+                notes.append(("on_handoff", handoff))
+        if run.persona == UNKNOWN:
+            return
+        stage_run = run.stage_run
+        # A stage's persona is the first one doing work in it (an LLM or tool call), not the
+        # agent whose graph merely hosts the node that runs a sub-agent.
+        if (stage_run is not None and stage_run.stage_persona is None
+                and run.kind in (_LLM, _TOOL)):
+            stage_run.stage_persona = run.persona
+        state = self.of(run)
+        if state.persona == run.persona:
+            if state.since is None:
+                state.since = now
+            return
+        if state.persona is not None:
+            notes.append(("on_switch", PersonaSwitch(state.persona, run.persona, run.workflow,
+                                                     run.execution, run, now_ns)))
+            if state.since is not None:
+                notes.append(("on_stint", PersonaStint(state.persona, state.workflow,
+                                                       run.execution, now - state.since)))
+        state.persona, state.since, state.workflow = run.persona, now, run.workflow
+
+    def pause(self, root: Run, now: float, notes: list[Note]) -> None:
+        """The root run of an execution ended: the acting persona's stint ends with it (a
+        thread's next invocation starts a new one)."""
+        state = self._states.get(root.execution)
+        if state is not None and state.persona is not None and state.since is not None:
+            notes.append(("on_stint", PersonaStint(state.persona, state.workflow, root.execution,
+                                                   now - state.since)))
+            state.since = None
 
     def requester(self, tool_call_id: str | None, parent: Run | None) -> str | None:
         """The persona of the LLM call whose reply asked for this tool call, if seen."""

@@ -25,7 +25,7 @@ from hypertool_callbacks.context.gate_attempts import GateAttempts
 from hypertool_callbacks.context.inference import Resolver
 from hypertool_callbacks.context.labels import clean
 from hypertool_callbacks.context.persona_hint import PersonaHint
-from hypertool_callbacks.context.records import BudgetStatus, PersonaStint, PersonaSwitch
+from hypertool_callbacks.context.records import BudgetStatus
 from hypertool_callbacks.context.runs import UNKNOWN, Run, RunTree, Status
 from hypertool_callbacks.context.sink import Sink
 from hypertool_callbacks.errors import CostBudgetExceeded, TokenBudgetExceeded
@@ -174,7 +174,7 @@ class Tracker:
                                     tool_call_id)
                 if run.is_node and self._gate_attempts.pending:
                     notes.extend(("on_gate", v) for v in self._gate_attempts.started(run))
-                self._act(run, now, now_ns, notes)
+                self._executions.act(run, now, now_ns, notes)
                 if kind is _LLM and self._budgeted:
                     spent = spent_budget((self.budgets, self.cost_budgets), run, now,
                                          self.config.on_budget_exceeded, self._warn,
@@ -356,33 +356,6 @@ class Tracker:
         self._live[run_id] = run
         return run
 
-    def _act(self, run: Run, now: float, now_ns: int, notes: list[Note]) -> None:
-        """Switch rule: a run whose persona is known and differs from the acting one."""
-        if run.is_node:
-            handoff = self._executions.land(run)
-            if handoff is not None:
-                notes.append(("on_handoff", handoff))
-        if run.persona == UNKNOWN:
-            return
-        stage_run = run.stage_run
-        # A stage's persona is the first one doing work in it (an LLM or tool call), not the
-        # agent whose graph merely hosts the node that runs a sub-agent.
-        if (stage_run is not None and stage_run.stage_persona is None
-                and run.kind in (_LLM, _TOOL)):
-            stage_run.stage_persona = run.persona
-        state = self._executions.of(run)
-        if state.persona == run.persona:
-            if state.since is None:
-                state.since = now
-            return
-        if state.persona is not None:
-            notes.append(("on_switch", PersonaSwitch(state.persona, run.persona, run.workflow,
-                                                     run.execution, run, now_ns)))
-            if state.since is not None:
-                notes.append(("on_stint", PersonaStint(state.persona, state.workflow,
-                                                       run.execution, now - state.since)))
-        state.persona, state.since, state.workflow = run.persona, now, run.workflow
-
     def _finish(self, run: Run, outputs: Any, error: BaseException | None, usage: Usage | None,
                 response_model: str | None, handoffs: tuple[str, ...], paused: bool,
                 cancelled: bool, tool_call_ids: tuple[str, ...], now_ns: int, now: float,
@@ -421,11 +394,7 @@ class Tracker:
             self._end_execution(run, now, notes)
 
     def _end_execution(self, root: Run, now: float, notes: list[Note]) -> None:
-        state = self._executions.get(root.execution)
-        if state is not None and state.persona is not None and state.since is not None:
-            notes.append(("on_stint", PersonaStint(state.persona, state.workflow, root.execution,
-                                                   now - state.since)))
-            state.since = None
+        self._executions.pause(root, now, notes)
         if root.thread_id is None:  # keyed by the root run: it is over
             self._executions.pop(root.execution)
             if self._budgeted:
