@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from langfuse._client.resource_manager import LangfuseResourceManager
@@ -24,6 +25,18 @@ def reset_langfuse() -> Iterator[None]:
 def receiver() -> Iterator[OTLPReceiver]:
     with OTLPReceiver() as rx:
         yield rx
+
+
+def use_live_path(sink: Any) -> None:
+    """Put a LangfuseSink on the live path: SDK spans, each through the SDK's own media
+    check and exporter (the path the direct one is compared with, byte for byte)."""
+    from hypertool_callbacks.sinks.langfuse_media import MediaSkippingExporter
+
+    sink._direct = None
+    batch = sink.client._resources.tracer_provider._active_span_processor \
+        ._span_processors[0]._batch_processor
+    assert isinstance(batch._exporter, MediaSkippingExporter)
+    batch._exporter = batch._exporter._sdk
 
 
 def langfuse_env(monkeypatch: pytest.MonkeyPatch, url: str, timeout: str | None = None) -> str:

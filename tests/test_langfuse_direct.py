@@ -30,10 +30,9 @@ from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.events import RunEnd, RunKind, RunStart
 from hypertool_callbacks.sinks import langfuse as lf
 from hypertool_callbacks.sinks.langfuse_direct import clean_attributes, probe
-from hypertool_callbacks.sinks.langfuse_media import MediaSkippingExporter
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.fakes import StreamingFake, reply
-from tests.langfuse_support import langfuse_env
+from tests.langfuse_support import langfuse_env, use_live_path
 from tests.otlp_receiver import OTLPReceiver
 from tests.test_langfuse import LF_PATH
 
@@ -113,11 +112,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, *, direct: bool) -> OTLPReceiver:
         sink = lf.LangfuseSink(registry=CollectorRegistry())
         assert sink._direct is not None and sink._direct._emit is not None
         if not direct:  # today's path: live SDK spans, every span through the SDK's media check
-            sink._direct = None
-            batch = sink.client._resources.tracer_provider._active_span_processor \
-                ._span_processors[0]._batch_processor
-            assert isinstance(batch._exporter, MediaSkippingExporter)
-            batch._exporter = batch._exporter._sdk
+            use_live_path(sink)
         clock = ManualClock()
         tracker = Tracker(Config.model_validate({"run_ttl_seconds": 60}),
                           [sink, PrometheusSink(CollectorRegistry())], clock)

@@ -269,7 +269,7 @@ def _received(monkeypatch: pytest.MonkeyPatch, *, direct: bool) -> list[bytes]:
     from hypertool_callbacks.clock import ManualClock
     from hypertool_callbacks.config import Config
     from hypertool_callbacks.context.tracker import Tracker
-    from hypertool_callbacks.sinks.langfuse_media import MediaSkippingExporter
+    from tests.langfuse_support import use_live_path
     from tests.otlp_receiver import OTLPReceiver
     from tests.test_langfuse_direct import _spans, _workload
 
@@ -279,11 +279,7 @@ def _received(monkeypatch: pytest.MonkeyPatch, *, direct: bool) -> list[bytes]:
                                content_max_chars=40)
         assert sink._direct is not None and sink._direct.encoder is not None
         if not direct:  # the live path, as test_langfuse_direct sets it up
-            sink._direct = None
-            batch = sink.client._resources.tracer_provider._active_span_processor \
-                ._span_processors[0]._batch_processor
-            assert isinstance(batch._exporter, MediaSkippingExporter)
-            batch._exporter = batch._exporter._sdk
+            use_live_path(sink)
         clock = ManualClock()
         tracker = Tracker(Config.model_validate({"run_ttl_seconds": 60}), [sink], clock)
         _workload(HypertoolCallbackHandler(tracker), tracker, clock)
