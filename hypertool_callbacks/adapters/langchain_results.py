@@ -36,7 +36,9 @@ def read_result(response: Any) -> tuple[Usage | None, str | None, tuple[str, ...
                 if isinstance(call_id, str) and call_id:
                     calls.append(call_id)
     llm_output = getattr(response, "llm_output", None)
-    if type(llm_output) is dict or isinstance(llm_output, Mapping):
+    # (None first: an ABC's isinstance check of None costs as much as the rest of a read)
+    if llm_output is not None and (type(llm_output) is dict
+                                   or isinstance(llm_output, Mapping)):
         if usage is None:
             raw = llm_output.get("token_usage") or llm_output.get("usage")
             if isinstance(raw, Mapping):

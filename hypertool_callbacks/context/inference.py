@@ -103,6 +103,10 @@ class Resolver:
         self.models = BoundedLabels(cap, always=[UNKNOWN])
         self.tools = BoundedLabels(cap * 4)
         self.has_rules = bool(self.persona_rules or self.stage_rules or self.gate_rules)
+        # Asked per run: plain flags (a RuleSet's truth is a Python call each time).
+        self._persona_rules_on = bool(self.persona_rules)
+        self._stage_rules_on = bool(self.stage_rules)
+        self._gate_rules_on = bool(self.gate_rules)
 
     @staticmethod
     def adds_nothing(tags: Sequence[str], metadata: Mapping[str, Any], parent: Run) -> bool:
@@ -227,7 +231,7 @@ class Resolver:
 
     def _persona(self, run: Run, parent: Run | None, node: str, value: str | None) -> None:
         source = _EXPLICIT
-        if value is None and self.persona_rules:
+        if value is None and self._persona_rules_on:
             candidates = Candidates(
                 name=run.name,
                 agent=run.agent or "",
@@ -259,7 +263,7 @@ class Resolver:
     def _stage(self, run: Run, parent: Run | None, node: str, node_run: bool,
                value: str | None) -> None:
         source = _EXPLICIT
-        if value is None and self.stage_rules:
+        if value is None and self._stage_rules_on:
             value = self.stage_rules.match(Candidates(name=run.name, agent="", node=node))
             source = _RULE
         if value is None and node_run and "|" not in str(run.metadata.get(NAMESPACE_KEY, "")):
@@ -284,7 +288,7 @@ class Resolver:
             run.workflow = self.workflows.admit(clean(run.name) or UNKNOWN)
 
     def _gate(self, run: Run, parent: Run | None, node: str, value: str | None) -> None:
-        if value is None and self.gate_rules and run.kind in (_CHAIN, _TOOL):
+        if value is None and self._gate_rules_on and run.kind in (_CHAIN, _TOOL):
             value = self.gate_rules.match(Candidates(name=run.name, agent="", node=node))
         inherited = parent.extra.get("gate_scope") if parent is not None else None
         if value is None:

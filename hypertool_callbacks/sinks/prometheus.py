@@ -23,7 +23,7 @@ from hypertool_callbacks.context.records import (
     PersonaStint,
     PersonaSwitch,
 )
-from hypertool_callbacks.context.runs import Run, Status
+from hypertool_callbacks.context.runs import UNKNOWN, Run, Status
 from hypertool_callbacks.context.sink import Sink, never_needs_run
 from hypertool_callbacks.events import RunKind
 
@@ -189,7 +189,8 @@ class PrometheusSink(Sink):
     def _run_end(self, run: Run) -> None:
         status = run.status  # a StrEnum: its own label value
         kind = run.kind
-        duration = run.duration
+        end = run.end_mono  # run.duration, without a property call per run
+        duration = 0.0 if end is None or end <= run.start_mono else end - run.start_mono
         exemplar = self._exemplar(run)  # built once per run
         add = self._add
         if kind is _LLM:
@@ -197,7 +198,8 @@ class PrometheusSink(Sink):
         elif kind is _TOOL:
             add(self._tool_calls, (run.label, run.persona, status), 1, exemplar)
             add(self._tool_seconds, (run.label, run.persona), duration, exemplar)
-        if run.introduces_stage and status is not _EVICTED:
+        # run.introduces_stage, without a property call per run
+        if run.stage_run is run and run.stage != UNKNOWN and status is not _EVICTED:
             add(self._stage_seconds, (run.workflow, run.stage, run.stage_persona or run.persona),
                 duration, exemplar)
         if run.parent is None:
@@ -226,8 +228,9 @@ class PrometheusSink(Sink):
         if usage.output_tokens:
             add(self._tokens, (persona, model, "output_estimated" if estimated else "output"),
                 usage.output_tokens, exemplar)
-        for detail, count in usage.details().items():
-            add(self._token_details, (persona, model, detail), count, exemplar)
+        if usage.cache_read_tokens or usage.cache_creation_tokens or usage.reasoning_tokens:
+            for detail, count in usage.details().items():
+                add(self._token_details, (persona, model, detail), count, exemplar)
         cost = run.cost
         if cost is not None:
             add(self._cost, (persona, model, "estimated" if cost.estimated else "reported"),
