@@ -12,6 +12,8 @@ from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActA
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.llms import ChatMessage, MockLLM
+from llama_index.core.query_engine import RetrieverQueryEngine
+from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.workflow import StartEvent, StopEvent, Workflow, step
 
 from hypertool_callbacks.adapters import llamaindex
@@ -371,4 +373,39 @@ def test_a_query_inside_a_tool_is_folded_when_no_sink_needs_it(
     assert sample(TOKENS, persona="geo", model="usage-llm-1", token_type="input") == 40
     assert sample(TOKENS, persona="geo", model="scripted", token_type="input") == 22
     assert sample(TOOLS, tool="lookup", persona="geo", status="ok") == 1
+    assert tracker.live_runs == 0
+
+
+class _Broken(BaseRetriever):
+    def _retrieve(self, query_bundle: Any) -> list[Any]:
+        raise LookupError("index offline")
+
+
+@pytest.mark.parametrize("needed", [True, False])
+def test_a_top_level_retriever_folds_into_its_stage_when_no_sink_needs_it(
+        needed: bool, make_tracker: Callable[..., Tracker], registry: Any,
+        attach_tracker: Callable[[Tracker], Tracker], sample: Callable[..., float]) -> None:
+    runs = _Runs(needed)
+    tracker = attach_tracker(make_tracker(sinks=[runs, PrometheusSink(registry)]))
+    index = VectorStoreIndex.from_documents([Document(text="Paris is in France.")],
+                                            embed_model=MockEmbedding(embed_dim=8))
+    runs.runs.clear()
+    assert str(index.as_query_engine(llm=UsageLLM(tokens=(40, 4))).query("Where?")) == \
+        "the answer"
+    retrievers = runs.of_kind(RunKind.RETRIEVER)
+    assert len(retrievers) == (1 if needed else 0)
+    (phase,) = [r for r in runs.runs if r.name == "retrieve"]  # its stage run, either way
+    assert phase.status is Status.OK and phase.introduces_stage
+    assert sample(STAGES, workflow="RetrieverQueryEngine", stage="retrieve",
+                  persona="unknown") == 1
+    assert tracker.live_runs == 0
+
+    # A retriever that raises ends its stage run with the error, folded or not.
+    runs.runs.clear()
+    engine = RetrieverQueryEngine.from_args(_Broken(), llm=UsageLLM())
+    with pytest.raises(LookupError):
+        engine.query("Where?")
+    (phase,) = [r for r in runs.runs if r.name == "retrieve"]
+    assert phase.status is Status.ERROR and isinstance(phase.error, LookupError)
+    assert len(runs.of_kind(RunKind.RETRIEVER)) == (1 if needed else 0)
     assert tracker.live_runs == 0

@@ -59,7 +59,7 @@ from hypertool_callbacks.adapters.llamaindex_usage import (
     usage_and_model,
 )
 from hypertool_callbacks.context.inference import AGENT_KEY, NODE_KEY, NODE_TAG_PREFIX
-from hypertool_callbacks.events import RunEnd, RunKind, RunStart
+from hypertool_callbacks.events import RunEnd, RunKind
 
 # Phases of a top-level query that are its stages.
 _QUERY_STAGES = {"retrieve": "retrieve", "synthesize": "synthesize", "rerank": "rerank"}
@@ -208,16 +208,16 @@ class Bridge(FlowSpans):
                     # A stage is a chain run (a retriever that is itself a node would be taken
                     # for a persona named after the node): the phase wraps the call.
                     wrapper = f"{id_}#stage"
-                    tracker.start(RunStart(wrapper, parent_run, CHAIN, stage, _STAGE_TAGS,
-                                           {**metadata, **node}))
+                    tracker.start_run(wrapper, parent_run, CHAIN, stage, _STAGE_TAGS,
+                                      {**metadata, **node})
                     parent_run = wrapper
         spans = self.spans
-        # (Not a call its stage run wraps: the wrapper ends with it.)
-        if (kind in _FOLDABLE and not tags and wrapper is None and parent_run is not None
+        if (kind in _FOLDABLE and not tags and parent_run is not None
                 and tracker.fold(id_, parent_run, tags, metadata)):
-            # A query, synthesizer, retriever or embedding call inside another run, adding
-            # nothing, that no sink needs (metrics count LLM and tool calls, never these).
-            spans[id_] = (id_, kind, instance_id, agent, flow, role, name, None, None, True)
+            # A query, synthesizer, retriever or embedding call inside another run (or the
+            # stage run wrapping it), adding nothing, that no sink needs (metrics count LLM
+            # and tool calls and stages, never these). A wrapper still ends with the call.
+            spans[id_] = (id_, kind, instance_id, agent, flow, role, name, None, wrapper, True)
             if len(spans) > MAX_SPANS:
                 self.trim()
             return
@@ -262,6 +262,8 @@ class Bridge(FlowSpans):
             return
         if span[FOLDED]:
             tracker.unfold(id_)
+            if span[WRAPPER] is not None:
+                tracker.end_run(span[WRAPPER], result)
             return
         kind = span[KIND]
         if kind is LLM:
@@ -302,6 +304,8 @@ class Bridge(FlowSpans):
             return
         if span[FOLDED]:
             (self._tracker or self.tracker).unfold(id_)
+            if span[WRAPPER] is not None:
+                self.tracker.end(ending(span[WRAPPER], None, err))
             return
         llm = self._llms.get(id_) if span[KIND] is LLM else None
         if llm is not None:
