@@ -195,7 +195,8 @@ class Tracker:
             table = run.table = self._dispatch.table_for(run)
         if table.hears_starts:
             notes.insert(0, ("on_run_start", run))
-        self._notify(notes, table)
+        if notes:  # most starts under a metrics-only sink set: nothing to tell
+            self._notify(notes, table)
         if spent is not None:
             refusal = CostBudgetExceeded if spent.unit == "usd" else TokenBudgetExceeded
             error = refusal(spent.persona, spent.limit, spent.used)
