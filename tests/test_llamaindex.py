@@ -409,3 +409,22 @@ def test_a_top_level_retriever_folds_into_its_stage_when_no_sink_needs_it(
     assert phase.status is Status.ERROR and isinstance(phase.error, LookupError)
     assert len(runs.of_kind(RunKind.RETRIEVER)) == (1 if needed else 0)
     assert tracker.live_runs == 0
+
+
+@pytest.mark.parametrize("needed", [True, False])
+def test_an_agent_workflows_step_before_any_agent_acts_folds_when_no_sink_needs_it(
+        needed: bool, make_tracker: Callable[..., Tracker], registry: Any,
+        attach_tracker: Callable[[Tracker], Tracker], sample: Callable[..., float]) -> None:
+    from tests.llama_workloads import lone_agent
+
+    runs = _Runs(needed)
+    tracker = attach_tracker(make_tracker(sinks=[runs, PrometheusSink(registry)]))
+    lone_agent()
+    names = [r.name for r in runs.runs]
+    # init_run declares no agent: it adds nothing to the workflow run. The agent's own steps
+    # declare the agent and stay runs either way.
+    assert ("init_run" in names) is needed
+    assert names.count("run_agent_step") == 3 and names.count("call_tool") == 2
+    assert sample(CALLS, model="scripted", persona="calculator", status="ok") == 3
+    assert sample(TOOLS, tool="add", persona="calculator", status="ok") == 1
+    assert tracker.live_runs == 0

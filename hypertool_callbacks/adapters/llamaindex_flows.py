@@ -176,8 +176,10 @@ class FlowSpans(BridgeState):
             elif agent:
                 metadata = {AGENT_KEY: agent}
         # A nested workflow's step inside its flow run, adding nothing: folded when no sink
-        # needs it. (An agent's step declares the agent, which its turn does not: never.)
-        folded = not flow.agentic and not tags and tracker.fold(id_, parent_run, tags, metadata)
+        # needs it. (An agent's step declares the agent, which its turn does not: never; an
+        # agent workflow's step before any agent acts, e.g. init_run, declares nothing.)
+        folded = ((not flow.agentic or metadata is EMPTY) and not tags
+                  and tracker.fold(id_, parent_run, tags, metadata))
         spans[id_] = (id_, CHAIN, 0, agent, flow, "step", method, None, None, folded)
         if len(spans) > MAX_SPANS:
             self.trim()
