@@ -130,7 +130,7 @@ CONFIGS = {"none": "nothing attached", "noop": "no-op span + event handler (the 
            "adapter": "hypertool's adapter alone (tracker calls are no-ops)",
            "tracker": "hypertool's adapter and tracker, no sink"}
 DEFAULT_CONFIGS = ["none", "noop", "hypertool", "hypertool+otel"]
-TITLES = {"query": "query (MockEmbedding index, MockLLM: 14 spans, 6 runs)",
+TITLES = {"query": "query (MockEmbedding index, MockLLM: 14 spans)",
           "agent": "FunctionAgent run (2 LLM calls, 1 tool call: 15 spans)"}
 LENGTHS = {"query": (10, 60), "agent": (4, 24)}  # (short, long) operations under cachegrind
 WARMUP = 20
