@@ -336,17 +336,26 @@ class _Runs(Recorder):
         return self.needed
 
 
+def _folding(needed: bool, make_tracker: Callable[..., Tracker], registry: Any,
+             attach_tracker: Callable[[Tracker], Tracker]) -> tuple[_Runs, Tracker]:
+    """A tracker whose runs sink needs (or not) runs that add nothing, beside Prometheus."""
+    runs = _Runs(needed)
+    return runs, attach_tracker(make_tracker(sinks=[runs, PrometheusSink(registry)]))
+
+
+def _paris() -> Any:
+    return VectorStoreIndex.from_documents([Document(text="Paris is in France.")],
+                                           embed_model=MockEmbedding(embed_dim=8))
+
+
 @pytest.mark.parametrize("needed", [True, False])
 def test_a_query_inside_a_tool_is_folded_when_no_sink_needs_it(
         needed: bool, make_tracker: Callable[..., Tracker], registry: Any,
         attach_tracker: Callable[[Tracker], Tracker], sample: Callable[..., float]) -> None:
     from llama_index.core.tools import QueryEngineTool
 
-    runs = _Runs(needed)
-    tracker = attach_tracker(make_tracker(sinks=[runs, PrometheusSink(registry)]))
-    index = VectorStoreIndex.from_documents([Document(text="Paris is in France.")],
-                                            embed_model=MockEmbedding(embed_dim=8))
-    lookup = QueryEngineTool.from_defaults(index.as_query_engine(llm=UsageLLM(tokens=(40, 4))),
+    runs, tracker = _folding(needed, make_tracker, registry, attach_tracker)
+    lookup = QueryEngineTool.from_defaults(_paris().as_query_engine(llm=UsageLLM(tokens=(40, 4))),
                                            name="lookup", description="looks places up")
     llm = ScriptedAgentLLM(script=[("lookup", {"input": "Where is Paris?"}), "France"],
                            tokens=(11, 2))
@@ -385,10 +394,8 @@ class _Broken(BaseRetriever):
 def test_a_top_level_retriever_folds_into_its_stage_when_no_sink_needs_it(
         needed: bool, make_tracker: Callable[..., Tracker], registry: Any,
         attach_tracker: Callable[[Tracker], Tracker], sample: Callable[..., float]) -> None:
-    runs = _Runs(needed)
-    tracker = attach_tracker(make_tracker(sinks=[runs, PrometheusSink(registry)]))
-    index = VectorStoreIndex.from_documents([Document(text="Paris is in France.")],
-                                            embed_model=MockEmbedding(embed_dim=8))
+    runs, tracker = _folding(needed, make_tracker, registry, attach_tracker)
+    index = _paris()
     runs.runs.clear()
     assert str(index.as_query_engine(llm=UsageLLM(tokens=(40, 4))).query("Where?")) == \
         "the answer"
@@ -417,8 +424,7 @@ def test_an_agent_workflows_step_before_any_agent_acts_folds_when_no_sink_needs_
         attach_tracker: Callable[[Tracker], Tracker], sample: Callable[..., float]) -> None:
     from tests.llama_workloads import lone_agent
 
-    runs = _Runs(needed)
-    tracker = attach_tracker(make_tracker(sinks=[runs, PrometheusSink(registry)]))
+    runs, tracker = _folding(needed, make_tracker, registry, attach_tracker)
     lone_agent()
     names = [r.name for r in runs.runs]
     # init_run declares no agent: it adds nothing to the workflow run. The agent's own steps
