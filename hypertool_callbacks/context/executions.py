@@ -44,9 +44,6 @@ class Executions:
     def __len__(self) -> int:
         return len(self._states)
 
-    def get(self, key: str) -> Execution | None:
-        return self._states.get(key)
-
     def pop(self, key: str) -> None:
         self._states.pop(key, None)
 

@@ -102,11 +102,11 @@ class Resolver:
         self.gates = BoundedLabels(cap, fixed=config.gates)
         self.models = BoundedLabels(cap, always=[UNKNOWN])
         self.tools = BoundedLabels(cap * 4)
-        self.has_rules = bool(self.persona_rules or self.stage_rules or self.gate_rules)
         # Asked per run: plain flags (a RuleSet's truth is a Python call each time).
         self._persona_rules_on = bool(self.persona_rules)
         self._stage_rules_on = bool(self.stage_rules)
         self._gate_rules_on = bool(self.gate_rules)
+        self.has_rules = self._persona_rules_on or self._stage_rules_on or self._gate_rules_on
 
     @staticmethod
     def adds_nothing(tags: Sequence[str], metadata: Mapping[str, Any], parent: Run) -> bool:
@@ -303,7 +303,7 @@ class Resolver:
 
     def agent_persona(self, agent: str) -> str:
         """The persona an agent known only by name resolves to (configured rules, else itself)."""
-        if self.persona_rules:
+        if self._persona_rules_on:
             found = self.persona_rules.match(Candidates(name=agent, agent=agent, node=agent))
             if found:
                 return found

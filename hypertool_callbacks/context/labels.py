@@ -10,9 +10,8 @@ MAX_LABEL_LENGTH = 64
 
 
 # clean() runs several times per run on the same few names: remember its answers (bounded:
-# past the cap, values are cleaned without being remembered). Hot paths may read a str's
-# answer here first (a miss, or None: call clean()).
-CLEANED: dict[str, str | None] = {}
+# past the cap, values are cleaned without being remembered).
+_CLEANED: dict[str, str | None] = {}
 _CLEANED_CAP = 4096
 
 
@@ -21,12 +20,12 @@ def clean(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     try:
-        return CLEANED[value]
+        return _CLEANED[value]
     except KeyError:
         pass
     cleaned = _clean(value)
-    if len(CLEANED) < _CLEANED_CAP and len(value) <= 256:
-        CLEANED[value] = cleaned
+    if len(_CLEANED) < _CLEANED_CAP and len(value) <= 256:
+        _CLEANED[value] = cleaned
     return cleaned
 
 

@@ -23,7 +23,7 @@ from hypertool_callbacks.context.estimate import estimate_usage, mark_enclosing_
 from hypertool_callbacks.context.executions import Executions
 from hypertool_callbacks.context.gate_attempts import GateAttempts
 from hypertool_callbacks.context.inference import Resolver
-from hypertool_callbacks.context.labels import CLEANED, clean
+from hypertool_callbacks.context.labels import clean
 from hypertool_callbacks.context.persona_hint import PersonaHint
 from hypertool_callbacks.context.records import BudgetStatus
 from hypertool_callbacks.context.runs import UNKNOWN, Run, RunTree, Status
@@ -345,10 +345,7 @@ class Tracker:
         table, trace_id = (None, None) if parent is None else (parent.table, parent.trace_id)
         # Positional: matching 15 keywords against Run's 46 parameters costs a third of
         # building it. The order is Run's field order.
-        label = CLEANED.get(name) if type(name) is str else None  # clean(name), inline
-        if label is None:
-            label = clean(name)
-        run = Run(run_id, parent, kind, label or str(kind), tags, metadata, now_ns, now,
+        run = Run(run_id, parent, kind, clean(name) or str(kind), tags, metadata, now_ns, now,
                   inputs, model, provider, parameters, system_prompt, table, trace_id)
         if kind is _TOOL:
             run.requested_by = self._executions.requester(tool_call_id, parent)
@@ -378,7 +375,7 @@ class Tracker:
             if tool_call_ids and run.persona != UNKNOWN and error is None:
                 self._executions.remember_requests(run, tool_call_ids)
             run.usage = usage or (estimate_usage(run.inputs, outputs)
-                                         if self.config.estimate_missing_usage else None)
+                                  if self.config.estimate_missing_usage else None)
             if run.usage is not None:
                 mark_enclosing_llm(run)
             if (self._budgeted and run.usage is not None and run.persona != UNKNOWN

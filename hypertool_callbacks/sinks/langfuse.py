@@ -242,12 +242,8 @@ class LangfuseSink(Sink):
         status = wire = media = None
         plain = False
         try:
-            kind = run.kind  # observation_type(run), without its frame
             attributes, message, wire, media, plain = self._build(
-                run, "generation" if kind is RunKind.LLM else "embedding"
-                if kind is RunKind.EMBEDDING else "tool" if kind is RunKind.TOOL
-                else "retriever" if kind is RunKind.RETRIEVER
-                else "agent" if run.is_agent else "chain", observation.root)
+                run, observation_type(run), observation.root)
             if message is not None:  # level ERROR
                 status = trace.Status(trace.StatusCode.ERROR, message)
         except Exception:

@@ -189,8 +189,7 @@ class PrometheusSink(Sink):
     def _run_end(self, run: Run) -> None:
         status = run.status  # a StrEnum: its own label value
         kind = run.kind
-        end = run.end_mono  # run.duration, without a property call per run
-        duration = 0.0 if end is None or end <= run.start_mono else end - run.start_mono
+        duration = run.duration
         exemplar = self._exemplar(run)  # built once per run
         add = self._add
         if kind is _LLM:
