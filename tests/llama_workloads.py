@@ -203,14 +203,16 @@ def streaming_agent() -> None:
     asyncio.run(run())
 
 
-def team() -> None:
+def team_workflow(writer_hands_to: tuple[str, ...] = ("reviewer",)
+                  ) -> tuple[AgentWorkflow, list[ScriptedAgentLLM]]:
+    """researcher -> writer -> reviewer; the writer tries each of ``writer_hands_to`` in
+    turn (an unknown agent is refused). The workflow and the agents' LLMs."""
     tools = _tools()
     researcher = ScriptedAgentLLM(script=[("add", {"a": 1, "b": 2}),
                                           ("handoff", {"to_agent": "writer", "reason": "r"})],
                                   tokens=(10, 1), model_name="m-research")
-    writer = ScriptedAgentLLM(script=[("explode", {}),
-                                      ("handoff", {"to_agent": "nobody", "reason": "w"}),
-                                      ("handoff", {"to_agent": "reviewer", "reason": "w"})],
+    writer = ScriptedAgentLLM(script=[("explode", {}), *(
+        ("handoff", {"to_agent": target, "reason": "w"}) for target in writer_hands_to)],
                               tokens=(20, 2), model_name="m-write")
     reviewer = ScriptedAgentLLM(script=["approved"], tokens=(30, 3), model_name="m-review")
     workflow = AgentWorkflow(agents=[
@@ -218,6 +220,11 @@ def team() -> None:
         FunctionAgent(name="writer", description="writes", llm=writer, tools=[tools[1]]),
         FunctionAgent(name="reviewer", description="reviews", llm=reviewer),
     ], root_agent="researcher")
+    return workflow, [researcher, writer, reviewer]
+
+
+def team() -> None:
+    workflow, _ = team_workflow(("nobody", "reviewer"))
 
     async def run() -> None:
         for _ in range(2):
@@ -226,13 +233,18 @@ def team() -> None:
     asyncio.run(run())
 
 
-def react_handoff() -> None:
+def react_handoff_workflow() -> AgentWorkflow:
+    """A ReAct scout hands off to a function-calling scribe, which answers "written"."""
     scout = ReActAgent(name="scout", description="scouts", llm=ScriptedAgentLLM(script=[
         'Thought: over to the scribe.\nAction: handoff\n'
         'Action Input: {"to_agent": "scribe", "reason": "found it"}'], tokens=(8, 1)))
     scribe = FunctionAgent(name="scribe", description="writes",
                            llm=ScriptedAgentLLM(script=["written"], tokens=(5, 2)))
-    workflow = AgentWorkflow(agents=[scout, scribe], root_agent="scout")
+    return AgentWorkflow(agents=[scout, scribe], root_agent="scout")
+
+
+def react_handoff() -> None:
+    workflow = react_handoff_workflow()
 
     async def run() -> None:
         await workflow.run(user_msg="go")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from llama_index.core import Document, VectorStoreIndex
-from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
+from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.llms import ChatMessage, MockLLM
@@ -22,7 +22,7 @@ from hypertool_callbacks.context.tracker import Tracker
 from hypertool_callbacks.events import RunKind
 from hypertool_callbacks.sinks.prometheus import PrometheusSink
 from tests.llama_support import ScriptedAgentLLM, UsageLLM
-from tests.llama_workloads import _tools
+from tests.llama_workloads import _tools, react_handoff_workflow, team_workflow
 from tests.test_langfuse import Recorder
 
 TOKENS = "hypertool_persona_tokens_used_total"
@@ -151,26 +151,9 @@ def test_lone_function_agent_is_its_persona_and_a_raising_tool_is_an_error(
     assert tracker.live_runs == 0
 
 
-def _team() -> tuple[AgentWorkflow, list[ScriptedAgentLLM]]:
-    tools = _tools()
-    researcher = ScriptedAgentLLM(script=[("add", {"a": 1, "b": 2}),
-                                          ("handoff", {"to_agent": "writer", "reason": "r"})],
-                                  tokens=(10, 1), model_name="m-research")
-    writer = ScriptedAgentLLM(script=[("explode", {}),
-                                      ("handoff", {"to_agent": "reviewer", "reason": "w"})],
-                              tokens=(20, 2), model_name="m-write")
-    reviewer = ScriptedAgentLLM(script=["approved"], tokens=(30, 3), model_name="m-review")
-    workflow = AgentWorkflow(agents=[
-        FunctionAgent(name="researcher", description="finds", llm=researcher, tools=[tools[0]]),
-        FunctionAgent(name="writer", description="writes", llm=writer, tools=[tools[1]]),
-        FunctionAgent(name="reviewer", description="reviews", llm=reviewer),
-    ], root_agent="researcher")
-    return workflow, [researcher, writer, reviewer]
-
-
 def test_agent_workflow_personas_handoffs_tokens_and_tools_run_twice(
         tracker: Tracker, ended: Recorder, sample: Callable[..., float]) -> None:
-    workflow, _ = _team()
+    workflow, _ = team_workflow()
 
     async def run() -> list[str]:
         return [str(await workflow.run(user_msg="go")) for _ in range(2)]
@@ -304,12 +287,7 @@ def test_set_global_handler_rejects_our_name_as_the_readme_says() -> None:
 
 def test_react_agent_hands_off_to_a_function_agent(
         tracker: Tracker, sample: Callable[..., float]) -> None:
-    scout = ReActAgent(name="scout", description="scouts", llm=ScriptedAgentLLM(script=[
-        'Thought: over to the scribe.\nAction: handoff\n'
-        'Action Input: {"to_agent": "scribe", "reason": "found it"}'], tokens=(8, 1)))
-    scribe = FunctionAgent(name="scribe", description="writes",
-                           llm=ScriptedAgentLLM(script=["written"], tokens=(5, 2)))
-    workflow = AgentWorkflow(agents=[scout, scribe], root_agent="scout")
+    workflow = react_handoff_workflow()
 
     async def run() -> str:
         return str(await workflow.run(user_msg="go"))
