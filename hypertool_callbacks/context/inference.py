@@ -166,7 +166,8 @@ class Resolver:
             self._learn_graph(parent, node)
         run.agent = self._agent(run, parent, node_run)
         given = explicit(run.tags, run.metadata)
-        if parent is not None and given:
+        # Only a value the parent's metadata also holds can be beaten by this run's own tag.
+        if parent is not None and given and not _EXPLICIT_META_SET.isdisjoint(parent.metadata):
             self._own_tags_win(run, parent, given)
         self._persona(run, parent, node, given.get("persona"))
         self._stage(run, parent, node, node_run, given.get("stage"))

@@ -22,7 +22,7 @@ from hypertool_callbacks.context.dispatch import Dispatcher, Note, close_all
 from hypertool_callbacks.context.estimate import estimate_usage, mark_enclosing_llm, total_tokens
 from hypertool_callbacks.context.executions import Executions
 from hypertool_callbacks.context.gate_attempts import GateAttempts
-from hypertool_callbacks.context.inference import Resolver
+from hypertool_callbacks.context.inference import NODE_KEY, Resolver, is_node_run
 from hypertool_callbacks.context.labels import clean
 from hypertool_callbacks.context.persona_hint import PersonaHint
 from hypertool_callbacks.context.records import BudgetStatus
@@ -107,6 +107,8 @@ class Tracker:
         event for it, and ends it with :meth:`unfold`. False: start it as usual."""
         if parent_id is None or not self._foldable:
             return False
+        if NODE_KEY in metadata and is_node_run(tags, metadata):
+            return False  # a graph's node introduces its stage: never folds (no lock needed)
         if type(run_id) is UUID:
             run_id = run_id.int
         if type(parent_id) is UUID:
