@@ -42,7 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cachegrind
-from cases import CONFIGS, NEEDS_RECEIVER, PEERS, WORKLOAD_TITLES, make_case
+from cases import CONFIGS, DEFAULT_CONFIGS, NEEDS_RECEIVER, PEERS, WORKLOAD_TITLES, make_case
 
 HERE = Path(__file__).resolve().parent
 LENGTHS = {"chain": (20, 220), "graph": (5, 45)}  # (short, long) invokes under cachegrind
@@ -248,7 +248,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="+", default=["chain", "graph"],
                         choices=list(WORKLOAD_TITLES))
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, choices=list(CONFIGS),
+                        help="also: noop-chat, ours-adapter, ours-tracker (where the "
+                             "instructions go; see cases.CONFIGS)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
     parser.add_argument("--n", type=int, default=200,
                         help="chain invokes per round (the graph gets a fifth)")

@@ -115,6 +115,16 @@ class NoOp(BaseCallbackHandler):
     """LangChain's own callback dispatch with a handler that does nothing: the floor."""
 
 
+class NoOpChat(NoOp):
+    """The floor without LangChain's fallback for a handler that lacks
+    ``on_chat_model_start``: BaseCallbackHandler's raises NotImplementedError, and LangChain
+    then renders every message to text (``get_buffer_string``) and dispatches
+    ``on_llm_start`` instead. Every real handler (ours included) implements it."""
+
+    def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 @contextlib.contextmanager
 def _env(**values: str | None) -> Iterator[None]:
     saved = {key: os.environ.get(key) for key in values}
@@ -148,14 +158,42 @@ _PEER_PROVIDERS: dict[str, tuple[Any, Any]] = {}
 _NO_LANGFUSE = {"LANGFUSE_PUBLIC_KEY": None, "LANGFUSE_SECRET_KEY": None}
 
 
+def _adapter_only() -> Any:
+    """A tracker whose entries do nothing: what the LangChain adapter costs alone."""
+    from hypertool_callbacks.config import Config
+    from hypertool_callbacks.context.tracker import Tracker
+
+    class AdapterOnly(Tracker):
+        def fold(self, *fields: Any) -> bool:
+            return False
+
+        def unfold(self, run_id: Any) -> bool:
+            return False
+
+        def start_run(self, *fields: Any, **more: Any) -> None:
+            return None
+
+        def end_run(self, *fields: Any, **more: Any) -> None:
+            return None
+
+        def first_token(self, run_id: Any) -> None:
+            return None
+
+        def get_run(self, run_id: Any) -> None:
+            return None
+
+    return AdapterOnly(Config(), [])
+
+
 def _ours(runnable: Any, inputs: Any, base: dict[str, Any], sinks: Callable[[], list[Any]],
           reset: Callable[[], None] = lambda: None,
-          finish: Callable[[], None] = lambda: None) -> Case:
+          finish: Callable[[], None] = lambda: None, tracker: Any = None) -> Case:
     from hypertool_callbacks import HypertoolCallbackHandler
     from hypertool_callbacks.config import Config
     from hypertool_callbacks.context.tracker import Tracker
 
-    tracker = Tracker(Config(), sinks())
+    if tracker is None:
+        tracker = Tracker(Config(), sinks())
     config = {**base, "callbacks": [HypertoolCallbackHandler(tracker)]}
     return Case(lambda: runnable.invoke(inputs, config=config), reset=reset, finish=finish,
                 keep=[tracker])
@@ -170,6 +208,13 @@ def make_case(config: str, workload: str, langfuse_url: str | None) -> Case:
     if config == "noop":
         handlers = {**base, "callbacks": [NoOp()]}
         return Case(lambda: runnable.invoke(inputs, config=handlers))
+    if config == "noop-chat":
+        chat_handlers = {**base, "callbacks": [NoOpChat()]}
+        return Case(lambda: runnable.invoke(inputs, config=chat_handlers))
+    if config == "ours-adapter":
+        return _ours(runnable, inputs, base, list, tracker=_adapter_only())
+    if config == "ours-tracker":
+        return _ours(runnable, inputs, base, list)
 
     from hypertool_callbacks.sinks.prometheus import PrometheusSink
 
@@ -250,6 +295,15 @@ CONFIGS: dict[str, str] = {
     "peer-langfuse": "Langfuse `langfuse.langchain.CallbackHandler`",
     "peer-openinference": "OpenInference LangChain instrumentor (in-memory exporter)",
     "peer-openllmetry": "OpenLLMetry LangChain instrumentor (in-memory exporter)",
+    # Where the instructions go (not in the default run). "noop-chat" is the floor without
+    # LangChain's chat-to-text fallback (see NoOpChat); "ours-adapter" minus "noop-chat" is
+    # the adapter, "ours-tracker" minus "ours-adapter" the tracker, "ours-prometheus" minus
+    # "ours-tracker" the Prometheus sink.
+    "noop-chat": "no-op handler with `on_chat_model_start` (no chat-to-text fallback)",
+    "ours-adapter": "hypertool's adapter alone (tracker entries are no-ops)",
+    "ours-tracker": "hypertool's adapter and tracker, no sink",
 }
+PARTS = ["noop-chat", "ours-adapter", "ours-tracker"]
+DEFAULT_CONFIGS = [name for name in CONFIGS if name not in PARTS]
 NEEDS_RECEIVER = {"ours-all", "peer-langfuse"}
 PEERS = [name for name in CONFIGS if name.startswith("peer-")]
