@@ -126,12 +126,12 @@ def cachegrind_worker(args: argparse.Namespace) -> None:
     Path(args.plan).write_text(json.dumps(plan))
 
 
-def count_instructions(workloads: list[str], configs: list[str],
-                       url: str | None) -> dict[tuple[str, str], float]:
-    """Instructions per invoke, by (workload, configuration)."""
+def count_instructions(workloads: list[str], configs: list[str], url: str | None,
+                       seeds: int) -> dict[tuple[str, str], dict[int, float]]:
+    """Instructions per invoke, by (workload, configuration), by hash seed."""
     worker_args = ["--workloads", *workloads, "--configs", *configs,
                    *(["--url", url] if url else [])]
-    return cachegrind.per_operation(Path(__file__), worker_args, LENGTHS)
+    return cachegrind.per_seed(Path(__file__), worker_args, LENGTHS, seeds=seeds)
 
 
 # -- report -------------------------------------------------------------------------------
@@ -159,11 +159,17 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return NONE if value is None else format(value, spec) + suffix
 
 
-def table(workload: str, configs: list[str], instr: dict[tuple[str, str], float],
+def table(workload: str, configs: list[str], instr: dict[tuple[str, str], dict[int, float]],
           micros: dict[str, float]) -> str:
     def above(name: str) -> float | None:
-        base, value = instr.get((workload, "none")), instr.get((workload, name))
-        return None if base is None or value is None else value - base
+        values = cachegrind.above(instr, workload, name)
+        return cachegrind.mean(values) if values else None
+
+    def spread(name: str) -> str:
+        values = cachegrind.above(instr, workload, name)
+        if name == "none" or not values:
+            return NONE
+        return f"{min(values) / 1e6:+.3f} to {max(values) / 1e6:+.3f} M"
 
     def above_us(name: str) -> float | None:
         if "none" not in micros or name not in micros:
@@ -172,18 +178,22 @@ def table(workload: str, configs: list[str], instr: dict[tuple[str, str], float]
 
     floor, floor_us = above("noop"), above_us("noop")
     peers = [p for p in PEERS if p in configs]
+    seeds = max((len(by_seed) for by_seed in instr.values()), default=0)
     head = ["configuration", "instructions above none, per invoke", f"{TIMES} floor",
+            *([f"range over {seeds} hash seeds"] if seeds > 1 else []),
             "µs per invoke", "µs above none", f"{TIMES} floor (µs)",
             *(f"{TIMES} {PEER_TITLES[p]}" for p in peers)]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in configs:
         extra, extra_us = above(name), above_us(name)
+        totals = list(instr.get((workload, name), {}).values())
         cells = [
             CONFIGS[name],
-            (f"0 ({instr[(workload, name)] / 1e6:.2f} M in all)"
-             if name == "none" and (workload, name) in instr
+            (f"0 ({cachegrind.mean(totals) / 1e6:.2f} M in all)"
+             if name == "none" and totals
              else _fmt(None if extra is None else extra / 1e6, "+.3f", " M")),
             _fmt(extra / floor if extra is not None and floor else None, ".2f"),
+            *([spread(name)] if seeds > 1 else []),
             _fmt(micros.get(name), ".0f"),
             "0" if name == "none" else _fmt(extra_us, "+.0f"),
             _fmt(extra_us / floor_us if extra_us is not None and floor_us else None, ".1f"),
@@ -256,6 +266,8 @@ def main() -> None:
                         help="chain invokes per round (the graph gets a fifth)")
     parser.add_argument("--no-cachegrind", action="store_true", help="wall clock only")
     parser.add_argument("--no-timing", action="store_true", help="instructions only")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="cachegrind workers, one per hash seed, averaged (see cachegrind.py)")
     parser.add_argument("--out", help="also write the markdown report here")
     parser.add_argument("--profile", choices=["cprofile", "pyinstrument"],
                         help="profile the first --configs on the first --workloads instead")
@@ -274,12 +286,12 @@ def main() -> None:
         if args.profile:
             profile(args, url)
             return
-        instr: dict[tuple[str, str], float] = {}
+        instr: dict[tuple[str, str], dict[int, float]] = {}
         if not args.no_cachegrind:
             if shutil.which("valgrind") is None:
                 print("valgrind not found: instruction counts skipped", file=sys.stderr)
             else:
-                instr = count_instructions(args.workloads, configs, url)
+                instr = count_instructions(args.workloads, configs, url, args.seeds)
         micros: dict[str, dict[str, float]] = {}
         if not args.no_timing:
             for workload in args.workloads:

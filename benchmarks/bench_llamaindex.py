@@ -235,35 +235,47 @@ def cachegrind_worker(plan_path: str, names: list[str], configs: list[str]) -> N
     Path(plan_path).write_text(json.dumps(plan))
 
 
-def count_instructions(names: list[str], configs: list[str]) -> dict[tuple[str, str], float]:
-    """Instructions per operation, by (workload, configuration)."""
+def count_instructions(names: list[str], configs: list[str],
+                       seeds: int) -> dict[tuple[str, str], dict[int, float]]:
+    """Instructions per operation, by (workload, configuration), by hash seed."""
     # numpy's BLAS threads spin while waiting: their instructions vary from run to run.
-    return cachegrind.per_operation(Path(__file__), ["--workloads", *names, "--configs", *configs],
-                                    LENGTHS, {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    return cachegrind.per_seed(Path(__file__), ["--workloads", *names, "--configs", *configs],
+                               LENGTHS, {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+                               seeds=seeds)
 
 
 # -- report -------------------------------------------------------------------------------
 
-def table(name: str, configs: list[str], instr: dict[tuple[str, str], float],
+def table(name: str, configs: list[str], instr: dict[tuple[str, str], dict[int, float]],
           micros: dict[str, float]) -> str:
     def above(config: str) -> float | None:
-        base, value = instr.get((name, "none")), instr.get((name, config))
-        return None if base is None or value is None else value - base
+        values = cachegrind.above(instr, name, config)
+        return cachegrind.mean(values) if values else None
+
+    def spread(config: str) -> str:
+        values = cachegrind.above(instr, name, config)
+        if config == "none" or not values:
+            return "\u2013"
+        return f"{min(values) / 1e6:+.3f} to {max(values) / 1e6:+.3f} M"
 
     def above_us(config: str) -> float | None:
         return micros[config] - micros["none"] if "none" in micros and config in micros else None
 
     floor, floor_us = above("noop"), above_us("noop")
-    rows = ["| configuration | instructions above none | \u00d7 floor | \u00b5s | "
-            "\u00b5s above none | \u00b5s above the floor |", "|---|---|---|---|---|---|"]
+    seeds = max((len(by_seed) for by_seed in instr.values()), default=0)
+    ranged = [f"range over {seeds} hash seeds"] if seeds > 1 else []
+    head = ["configuration", "instructions above none", "\u00d7 floor", *ranged, "\u00b5s",
+            "\u00b5s above none", "\u00b5s above the floor"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for config in configs:
         extra, extra_us = above(config), above_us(config)
-        total = instr.get((name, config))
+        totals = list(instr.get((name, config), {}).values())
         rows.append("| " + " | ".join([
             CONFIGS[config],
-            (f"0 ({total / 1e6:.2f} M in all)" if config == "none" and total is not None
+            (f"0 ({cachegrind.mean(totals) / 1e6:.2f} M in all)" if config == "none" and totals
              else "\u2013" if extra is None else f"+{extra / 1e6:.3f} M"),
             f"{extra / floor:.2f}" if extra is not None and floor else "\u2013",
+            *([spread(config)] if ranged else []),
             f"{micros[config]:.0f}" if config in micros else "\u2013",
             "0" if config == "none" else "\u2013" if extra_us is None else f"{extra_us:+.0f}",
             ("\u2013" if config == "none" or extra_us is None or floor_us is None
@@ -281,18 +293,20 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=40, help="queries per round (agent: a fifth)")
     parser.add_argument("--no-cachegrind", action="store_true", help="wall clock only")
     parser.add_argument("--no-timing", action="store_true", help="instructions only")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="cachegrind workers, one per hash seed, averaged (see cachegrind.py)")
     parser.add_argument("--cachegrind-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cachegrind_worker:
         cachegrind_worker(args.plan, args.workloads, args.configs)
         return
-    instr: dict[tuple[str, str], float] = {}
+    instr: dict[tuple[str, str], dict[int, float]] = {}
     if not args.no_cachegrind:
         if shutil.which("valgrind") is None:
             print("valgrind not found: instruction counts skipped", file=sys.stderr)
         else:
-            instr = count_instructions(args.workloads, args.configs)
+            instr = count_instructions(args.workloads, args.configs, args.seeds)
     micros: dict[str, dict[str, float]] = {}
     if not args.no_timing:
         ops = workloads()
