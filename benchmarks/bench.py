@@ -162,14 +162,7 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
 def table(workload: str, configs: list[str], instr: dict[tuple[str, str], dict[int, float]],
           micros: dict[str, float]) -> str:
     def above(name: str) -> float | None:
-        values = cachegrind.above(instr, workload, name)
-        return cachegrind.mean(values) if values else None
-
-    def spread(name: str) -> str:
-        values = cachegrind.above(instr, workload, name)
-        if name == "none" or not values:
-            return NONE
-        return f"{min(values) / 1e6:+.3f} to {max(values) / 1e6:+.3f} M"
+        return cachegrind.mean_above(instr, workload, name)
 
     def above_us(name: str) -> float | None:
         if "none" not in micros or name not in micros:
@@ -178,7 +171,7 @@ def table(workload: str, configs: list[str], instr: dict[tuple[str, str], dict[i
 
     floor, floor_us = above("noop"), above_us("noop")
     peers = [p for p in PEERS if p in configs]
-    seeds = max((len(by_seed) for by_seed in instr.values()), default=0)
+    seeds = cachegrind.seeds_measured(instr)
     head = ["configuration", "instructions above none, per invoke", f"{TIMES} floor",
             *([f"range over {seeds} hash seeds"] if seeds > 1 else []),
             "µs per invoke", "µs above none", f"{TIMES} floor (µs)",
@@ -193,7 +186,7 @@ def table(workload: str, configs: list[str], instr: dict[tuple[str, str], dict[i
              if name == "none" and totals
              else _fmt(None if extra is None else extra / 1e6, "+.3f", " M")),
             _fmt(extra / floor if extra is not None and floor else None, ".2f"),
-            *([spread(name)] if seeds > 1 else []),
+            *([cachegrind.range_above(instr, workload, name) or NONE] if seeds > 1 else []),
             _fmt(micros.get(name), ".0f"),
             "0" if name == "none" else _fmt(extra_us, "+.0f"),
             _fmt(extra_us / floor_us if extra_us is not None and floor_us else None, ".1f"),

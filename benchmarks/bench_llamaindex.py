@@ -249,20 +249,13 @@ def count_instructions(names: list[str], configs: list[str],
 def table(name: str, configs: list[str], instr: dict[tuple[str, str], dict[int, float]],
           micros: dict[str, float]) -> str:
     def above(config: str) -> float | None:
-        values = cachegrind.above(instr, name, config)
-        return cachegrind.mean(values) if values else None
-
-    def spread(config: str) -> str:
-        values = cachegrind.above(instr, name, config)
-        if config == "none" or not values:
-            return "\u2013"
-        return f"{min(values) / 1e6:+.3f} to {max(values) / 1e6:+.3f} M"
+        return cachegrind.mean_above(instr, name, config)
 
     def above_us(config: str) -> float | None:
         return micros[config] - micros["none"] if "none" in micros and config in micros else None
 
     floor, floor_us = above("noop"), above_us("noop")
-    seeds = max((len(by_seed) for by_seed in instr.values()), default=0)
+    seeds = cachegrind.seeds_measured(instr)
     ranged = [f"range over {seeds} hash seeds"] if seeds > 1 else []
     head = ["configuration", "instructions above none", "\u00d7 floor", *ranged, "\u00b5s",
             "\u00b5s above none", "\u00b5s above the floor"]
@@ -275,7 +268,7 @@ def table(name: str, configs: list[str], instr: dict[tuple[str, str], dict[int, 
             (f"0 ({cachegrind.mean(totals) / 1e6:.2f} M in all)" if config == "none" and totals
              else "\u2013" if extra is None else f"+{extra / 1e6:.3f} M"),
             f"{extra / floor:.2f}" if extra is not None and floor else "\u2013",
-            *([spread(config)] if ranged else []),
+            *([cachegrind.range_above(instr, name, config) or "\u2013"] if ranged else []),
             f"{micros[config]:.0f}" if config in micros else "\u2013",
             "0" if config == "none" else "\u2013" if extra_us is None else f"{extra_us:+.0f}",
             ("\u2013" if config == "none" or extra_us is None or floor_us is None

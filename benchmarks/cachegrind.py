@@ -109,3 +109,25 @@ def above(counts: dict[tuple[str, str], dict[int, float]], workload: str,
 
 def mean(values: list[float]) -> float:
     return sum(values) / len(values)
+
+
+def mean_above(counts: dict[tuple[str, str], dict[int, float]], workload: str,
+               config: str) -> float | None:
+    """The mean over seeds of :func:`above` (None when there is nothing to average)."""
+    values = above(counts, workload, config)
+    return mean(values) if values else None
+
+
+def range_above(counts: dict[tuple[str, str], dict[int, float]], workload: str,
+                config: str) -> str | None:
+    """The range over seeds of :func:`above`, as a table cell (None for ``none`` itself or
+    when there is nothing measured)."""
+    values = above(counts, workload, config)
+    if config == "none" or not values:
+        return None
+    return f"{min(values) / 1e6:+.3f} to {max(values) / 1e6:+.3f} M"
+
+
+def seeds_measured(counts: dict[tuple[str, str], dict[int, float]]) -> int:
+    """How many seeds the best-measured configuration has values for."""
+    return max((len(by_seed) for by_seed in counts.values()), default=0)
