@@ -52,8 +52,9 @@ FOLDED: Final = 9
 
 
 def make_span(run_id: str | None, kind: RunKind | None = None, instance_id: int = 0,
-         agent: str | None = None, flow: Flow | None = None, role: str = "", name: str = "",
-         handoff: str | None = None, wrapper: str | None = None, folded: bool = False) -> Span:
+              agent: str | None = None, flow: Flow | None = None, role: str = "",
+              name: str = "", handoff: str | None = None, wrapper: str | None = None,
+              folded: bool = False) -> Span:
     """A :data:`Span` by keywords (off the hot path: that one builds the tuple itself)."""
     return (run_id, kind, instance_id, agent, flow, role, name, handoff, wrapper, folded)
 
